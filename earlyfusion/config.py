@@ -104,7 +104,7 @@ def _to_plain(obj: Any) -> Any:
 
 def _coerce(name: str, value: Any, hint: Any) -> Any:
     """Check ``value`` against the type ``hint``; SNR fields also accept 'orig'."""
-    if name in SNR_FIELDS:
+    if name.rsplit(".", 1)[-1] in SNR_FIELDS:
         if isinstance(value, list):
             return [parse_snr(v) for v in value]
         return parse_snr(value)
