@@ -6,6 +6,7 @@ back to a default. The resolved config is saved with every run and checkpoint.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
@@ -166,14 +167,26 @@ def _nest(dotted: str, value: Any) -> dict[str, Any]:
     return out
 
 
+def _merge(into: dict[str, Any], extra: dict[str, Any]) -> None:
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = value
+
+
+def apply_overrides(base: dict[str, Any] | None, overrides: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
+    """A deep copy of ``base`` with 'section.key=value' overrides merged in."""
+    out = copy.deepcopy(base or {})
+    for text in overrides:
+        _merge(out, _nest(*parse_override(text)))
+    return out
+
+
 def build_config(base: dict[str, Any] | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """A Config from defaults, then a mapping (e.g. a YAML file), then overrides."""
     cfg = Config()
-    if base:
-        _apply(cfg, base, "")
-    for text in overrides:
-        key, value = parse_override(text)
-        _apply(cfg, _nest(key, value), "")
+    _apply(cfg, apply_overrides(base, overrides), "")
     return cfg
 
 

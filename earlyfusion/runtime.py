@@ -1,0 +1,45 @@
+"""Where and in what precision a model runs: device choice and autocast."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+
+import torch
+
+PRECISIONS = ("fp32", "bf16")
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' picks CUDA when present; an unavailable CUDA device is an error, not a fallback."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} asked for, but CUDA is not available")
+    return device
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CPU or CUDA; fp32 runs as is."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def derived_seed(*parts: object) -> int:
+    """A 63-bit seed from any tuple of parts: (seed, 'noise', epoch, batch) etc.
+
+    Each batch's randomness comes from its own seed rather than one running generator, so a
+    resumed run draws exactly what the uninterrupted run would have drawn.
+    """
+    digest = hashlib.sha256("/".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+
+
+def generator(device: torch.device, *parts: object) -> torch.Generator:
+    g = torch.Generator(device=device)
+    g.manual_seed(derived_seed(*parts))
+    return g

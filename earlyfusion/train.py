@@ -1,0 +1,163 @@
+"""One training run (paper A.2): Adam at 1e-3 on N noisy same-label pairs; resumable.
+
+Every batch's pairs and noise come from seeds derived from (seed, epoch, batch), never from a
+running generator, so a run killed and resumed from its last checkpoint ends with exactly the
+weights of a run never interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from earlyfusion.checkpoint import check_compatible, load_checkpoint, save_checkpoint
+from earlyfusion.config import Config, save_config
+from earlyfusion.data.dataset import AudioVisualData
+from earlyfusion.evaluate import accuracy
+from earlyfusion.models import build_model_from_config
+from earlyfusion.runtime import autocast, generator, resolve_device
+
+CHECKPOINT = "checkpoint.pt"
+
+
+@dataclass
+class Plan:
+    """Which pairs each optimizer step sees: fixed by the seed alone."""
+
+    image_idx: torch.Tensor  # (N,) global MNIST indices
+    audio_idx: torch.Tensor  # (N,) global FSDD indices
+    batch_size: int
+    epochs: int
+    seed: int
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return math.ceil(len(self.image_idx) / self.batch_size)
+
+    @property
+    def total_steps(self) -> int:
+        return self.steps_per_epoch * self.epochs
+
+    def batch(self, step: int) -> tuple[int, torch.Tensor, torch.Tensor]:
+        epoch, b = divmod(step, self.steps_per_epoch)
+        order = torch.randperm(len(self.image_idx), generator=generator(torch.device("cpu"), self.seed, "order", epoch))
+        take = order[b * self.batch_size:(b + 1) * self.batch_size]
+        return epoch, self.image_idx[take], self.audio_idx[take]
+
+
+def make_plan(data: AudioVisualData, cfg: Config) -> Plan:
+    t = cfg.train
+    if t.pairs < 1 or t.batch_size < 1 or t.epochs < 1:
+        raise ValueError(f"train.pairs, batch_size and epochs must be >= 1, got {t.pairs}, {t.batch_size}, {t.epochs}")
+    img, aud = data.pairs("train").sample(t.pairs, generator(torch.device("cpu"), t.seed, "train-pairs"))
+    return Plan(img, aud, t.batch_size, t.epochs, t.seed)
+
+
+def validation_pairs(data: AudioVisualData, cfg: Config) -> tuple[torch.Tensor, torch.Tensor]:
+    space = data.pairs("val")
+    return space.sample(min(cfg.train.val_pairs, len(space)), generator(torch.device("cpu"), cfg.train.seed, "val-pairs"))
+
+
+def _validate(model, data, cfg: Config, val, device) -> float:
+    return accuracy(model, data, *val, audio_snr=cfg.train.audio_snr, visual_snr=cfg.train.visual_snr,
+                    noise_seed=cfg.train.seed, batch_size=max(cfg.train.batch_size, 128),
+                    precision=cfg.train.precision, device=device)
+
+
+def _state(model, opt, cfg, data, step, metrics, complete) -> dict[str, Any]:
+    return {"model": model.state_dict(), "optimizer": opt.state_dict(), "config": cfg.to_dict(),
+            "manifest_hash": data.manifest_hash, "step": step, "metrics": metrics, "complete": complete}
+
+
+def _resume(ckpt_path: Path, cfg: Config, resume: bool) -> dict[str, Any] | None:
+    if not (resume and ckpt_path.exists()):
+        return None
+    ckpt = load_checkpoint(ckpt_path)
+    check_compatible(ckpt_path, ckpt, cfg)
+    return ckpt
+
+
+def train(cfg: Config, run_dir: Path, *, resume: bool = True, progress: bool = True,
+          data: AudioVisualData | None = None) -> dict[str, Any]:
+    """Train one model in ``run_dir``; returns its metrics. A finished run is not retrained."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = run_dir / CHECKPOINT
+    ckpt = _resume(ckpt_path, cfg, resume)
+    if ckpt is not None and ckpt["complete"]:
+        return ckpt["metrics"]
+    save_config(cfg, run_dir / "config.yaml")
+    device = resolve_device(cfg.train.device)
+    data = data or AudioVisualData.load(cfg.data, device=device)
+    torch.manual_seed(cfg.train.seed)
+    model = build_model_from_config(cfg.model).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
+    step, metrics = 0, {"history": [], "loss_sum": 0.0, "loss_count": 0, "examples": 0, "train_seconds": 0.0}
+    if ckpt is not None:
+        if ckpt["manifest_hash"] != data.manifest_hash:
+            raise ValueError(f"checkpoint {ckpt_path} was trained on another data split "
+                             f"(manifest {ckpt['manifest_hash']} != {data.manifest_hash})")
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        step, metrics = ckpt["step"], ckpt["metrics"]
+    plan = make_plan(data, cfg)
+    val = validation_pairs(data, cfg)
+    metrics = _loop(model, opt, data, cfg, plan, val, step, metrics, device, ckpt_path, progress)
+    (run_dir / "train.json").write_text(json.dumps(metrics, indent=2))
+    return metrics
+
+
+def _step(model, opt, data, cfg, plan, step, device) -> tuple[float, int]:
+    epoch, img_idx, aud_idx = plan.batch(step)
+    g = generator(device, cfg.train.seed, "noise", step)
+    image, spec, label = data.batch(img_idx, aud_idx, audio_snr=cfg.train.audio_snr,
+                                    visual_snr=cfg.train.visual_snr, generator=g)
+    with autocast(device, cfg.train.precision):
+        logits = model(image, spec)
+    loss = F.cross_entropy(logits.float(), label)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss.item(), len(label)
+
+
+def _loop(model, opt, data, cfg, plan, val, step, metrics, device, ckpt_path, progress):
+    model.train()
+    bar = tqdm(total=plan.total_steps, initial=step, unit="step", disable=not progress,
+               desc=f"train {cfg.model.fusion}/{cfg.model.modality}", dynamic_ncols=True)
+    while step < plan.total_steps:
+        t0 = time.perf_counter()
+        loss, n = _step(model, opt, data, cfg, plan, step, device)
+        dt = time.perf_counter() - t0
+        step += 1
+        metrics["loss_sum"] += loss * n
+        metrics["loss_count"] += n
+        metrics["examples"] += n
+        metrics["train_seconds"] += dt
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss:.3f}", ex_s=f"{n / dt:.0f}")
+        epoch_done = step % plan.steps_per_epoch == 0
+        if epoch_done:
+            _close_epoch(model, data, cfg, val, metrics, step // plan.steps_per_epoch, device)
+        if epoch_done or step % cfg.train.checkpoint_every == 0:
+            save_checkpoint(ckpt_path, _state(model, opt, cfg, data, step, metrics, complete=step == plan.total_steps))
+    bar.close()
+    return metrics
+
+
+def _close_epoch(model, data, cfg, val, metrics, epoch, device) -> None:
+    val_acc = _validate(model, data, cfg, val, device)
+    model.train()
+    mean_loss = metrics["loss_sum"] / max(metrics["loss_count"], 1)
+    metrics["history"].append({"epoch": epoch, "train_loss": mean_loss, "val_accuracy": val_acc})
+    metrics.update(val_accuracy=val_acc, train_loss=mean_loss, epochs=epoch,
+                   examples_per_s=metrics["examples"] / max(metrics["train_seconds"], 1e-9))
+    metrics["loss_sum"], metrics["loss_count"] = 0.0, 0
