@@ -1,0 +1,101 @@
+"""The convolutional LSTM layer of Figure 5 (paper A.1).
+
+At every spatial position and step t (Figure 5, `*` convolution, `.` element-wise):
+
+    [f, i, g, o]_t = conv(x) + conv(h_{t-1}) + W_a a_t + b
+    c_t = sigmoid(f) . c_{t-1} + sigmoid(i) . tanh(g)
+    h_t = sigmoid(o) . tanh(c_t)
+
+with separate c and h per position and h_0 = c_0 = 0 (A.1). The audio term W_a a_t is a
+dense product of one vector, the same at every position; only the fused layer has it.
+
+Fast by construction: everything that does not depend on h_{t-1} is computed for all steps
+at once before the time loop (the input convolution, once per example when x is static,
+one batched convolution over B*T images otherwise; the audio term as one (B*T)-row matmul).
+Per step only the recurrent convolution and the gate arithmetic remain.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# Figure 5 lists the gates as f, i, g, o; parameters are stored in that order. The forward
+# pass permutes output channels to f, i, o, g so that one sigmoid covers the three sigmoid
+# gates' channels and one tanh the cell gate (a weight permutation, not an activation copy).
+GATES = ("f", "i", "g", "o")
+
+
+def _fast_order(hidden: int, device: torch.device) -> torch.Tensor:
+    """Channel index that maps Figure 5's f, i, g, o blocks to f, i, o, g."""
+    f, i, g, o = torch.arange(4 * hidden, device=device).view(4, hidden)
+    return torch.cat([f, i, o, g])
+
+
+class ConvLSTM(nn.Module):
+    """One C-LSTM layer over a whole sequence (Figure 5).
+
+    conv_x holds W_*v (first layer) or W_*x (later layers) and the bias b; conv_h holds W_*h;
+    audio holds W_*a and exists only when ``audio_dim`` > 0 (the fused layer).
+    """
+
+    def __init__(self, *, in_channels: int, hidden: int, kernel: int, audio_dim: int = 0):
+        super().__init__()
+        self.hidden = hidden
+        self.kernel = kernel
+        # 'same' padding (silent in the paper): the state keeps the image's spatial size.
+        self.conv_x = nn.Conv2d(in_channels, 4 * hidden, kernel, padding="same")
+        self.conv_h = nn.Conv2d(hidden, 4 * hidden, kernel, padding="same", bias=False)
+        self.audio = nn.Linear(audio_dim, 4 * hidden, bias=False) if audio_dim else None
+
+    def forward(self, x: torch.Tensor, audio: torch.Tensor | None = None, *, steps: int | None = None,
+                keep_all: bool = True) -> list[torch.Tensor]:
+        """Run the layer over T steps.
+
+        x: (B, C, H, W) static input (the image or a static visual map, the same at every
+        step) or (B, T, C, H, W) a sequence; audio: (B, T, D) or None. Returns the hidden
+        states h_1..h_T, each (B, hidden, H, W) (only h_T when ``keep_all`` is False).
+        """
+        if (audio is None) != (self.audio is None):
+            raise ValueError("audio input must be given exactly when the layer has an audio term")
+        static = x.dim() == 4
+        steps = steps if steps is not None else (audio.shape[1] if audio is not None else x.shape[1])
+        order = _fast_order(self.hidden, x.device)
+        gx = self._input_gates(x, order, static)  # (B, 4h, H, W) or (B, T, 4h, H, W)
+        ga = None
+        if audio is not None:
+            # One matmul over all B*T frames: (B, T, D) -> (B, T, 4h).
+            ga = F.linear(audio, self.audio.weight[order])
+        w_h = self.conv_h.weight[order]
+        h = c = None
+        out = []
+        for t in range(steps):
+            pre = gx if static else gx[:, t]
+            if ga is not None:
+                pre = pre + ga[:, t, :, None, None]  # broadcast over every position
+            if h is not None:  # h_0 = 0: the recurrent conv of the first step is zero
+                pre = F.conv2d(h, w_h, padding="same") + pre
+            h, c = _cell(pre, c, self.hidden)
+            if keep_all or t == steps - 1:
+                out.append(h)
+        return out
+
+    def _input_gates(self, x: torch.Tensor, order: torch.Tensor, static: bool) -> torch.Tensor:
+        w, b = self.conv_x.weight[order], self.conv_x.bias[order]
+        if static:
+            return F.conv2d(x, w, b, padding="same")
+        bsz, steps = x.shape[:2]
+        flat = x.reshape(bsz * steps, *x.shape[2:])  # (B*T, C, H, W): one conv for all steps
+        flat = flat.contiguous(memory_format=torch.channels_last)
+        gx = F.conv2d(flat, w, b, padding="same")  # (B*T, 4h, H, W)
+        return gx.view(bsz, steps, *gx.shape[1:])  # (B, T, 4h, H, W), a view of the same memory
+
+
+def _cell(pre: torch.Tensor, c: torch.Tensor | None, hidden: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gate arithmetic of Figure 5 on pre-activations in f, i, o, g channel order."""
+    s = torch.sigmoid(pre[:, : 3 * hidden])
+    g = torch.tanh(pre[:, 3 * hidden :])
+    f, i, o = s[:, :hidden], s[:, hidden : 2 * hidden], s[:, 2 * hidden :]
+    c = i * g if c is None else torch.addcmul(f * c, i, g)  # c_0 = 0
+    return o * torch.tanh(c), c

@@ -1,0 +1,154 @@
+"""FusionNet: an L-layer audio-visual stack fused at layer k or at the dense layers (A.2).
+
+Layers before k are unimodal: the visual stream is conv + ReLU + 2x2 max pool (static over
+time, so computed once per example), the audio stream an LSTM over the spectrogram frames.
+Layer k is the fused C-LSTM of Figure 5: its convolution reads the static visual map (the raw
+image when k = 1) and its dense term the audio (the spectrogram frame a_t when k = 1, the audio
+LSTM's output otherwise). Layers after k are C-LSTMs whose input x_t is the previous layer's
+pooled h_t (A.1). Every C-LSTM layer is followed by a 2x2 max pool. The head (dense 128 ReLU,
+dense 10) reads the last layer's pooled state at the last step, or at every step (A.5).
+With fusion at the dense layers ("fc") all L layers are unimodal and the head reads the
+flattened visual features ++ the audio LSTM's state.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from earlyfusion.models.clstm import ConvLSTM
+
+# The paper's three models (A.2) as fusion layers; None: fusion at the dense layers.
+FUSION_LEVELS = {"initial": 1, "second": 2, "fc": None}
+MODALITIES = ("both", "audio", "visual")
+
+
+class VisualBlock(nn.Module):
+    """Unimodal visual layer: conv(hidden, k x k, 'same') + ReLU + 2x2 max pool (A.2)."""
+
+    def __init__(self, in_channels: int, hidden: int, kernel: int):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, hidden, kernel, padding="same")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.max_pool2d(F.relu(self.conv(x)), 2)
+
+
+class FusionNet(nn.Module):
+    """The model family of A.2; build it with ``build_model``."""
+
+    def __init__(self, *, fusion_layer: int | None, modality: str, hidden: int, kernel: int,
+                 layers: int, dense: int, bins: int, classes: int, image_size: int):
+        super().__init__()
+        self.fusion_layer, self.modality = fusion_layer, modality
+        self.bins, self.image_size, self.layers = bins, image_size, layers
+        unimodal = layers if fusion_layer is None else fusion_layer - 1
+        chans = [1] + [hidden] * layers
+        self.visual = nn.Sequential(*[VisualBlock(chans[j], hidden, kernel) for j in range(unimodal)])
+        # Audio stream: a stacked LSTM of `hidden` units (A.2 "LSTM layer with 64 units").
+        self.audio = nn.LSTM(bins, hidden, num_layers=unimodal, batch_first=True) if unimodal else None
+        self.clstm = nn.ModuleList()
+        for j in range(unimodal, layers):
+            audio_dim = (bins if j == 0 else hidden) if j == unimodal else 0
+            self.clstm.append(ConvLSTM(in_channels=chans[j], hidden=hidden, kernel=kernel, audio_dim=audio_dim))
+        side = image_size
+        for _ in range(layers):
+            side //= 2  # every layer ends in a 2x2 max pool (floor)
+        if side < 1:
+            raise ValueError(f"image_size {image_size} is too small for {layers} pooled layers")
+        features = hidden * side * side + (hidden if fusion_layer is None else 0)
+        self.head = nn.Sequential(nn.Linear(features, dense), nn.ReLU(), nn.Linear(dense, classes))
+
+    def forward(self, image: torch.Tensor, spec: torch.Tensor, return_sequence: bool = False) -> torch.Tensor:
+        """image (B, 1, S, S), spec (B, T, F) -> logits (B, classes), or (B, T, classes)."""
+        self._check(image, spec)
+        # Unimodal models (paper 5.3): the other input is set to zero before the network.
+        if self.modality == "visual":
+            spec = torch.zeros_like(spec)
+        elif self.modality == "audio":
+            image = torch.zeros_like(image)
+        image = image.contiguous(memory_format=torch.channels_last)  # faster convs on CPU
+        visual = self.visual(image)  # (B, C, S', S'): static, computed once per example
+        audio = self.audio(spec)[0] if self.audio is not None else spec  # (B, T, hidden or F)
+        if self.fusion_layer is None:
+            return self._fc_head(visual, audio, return_sequence)
+        return self._clstm_head(visual, audio, return_sequence)
+
+    def _clstm_head(self, visual: torch.Tensor, audio: torch.Tensor, return_sequence: bool) -> torch.Tensor:
+        steps = audio.shape[1]
+        x, a = visual, audio
+        for n, layer in enumerate(self.clstm):
+            last = n == len(self.clstm) - 1
+            hs = layer(x, a, steps=steps, keep_all=return_sequence or not last)
+            x, a = _pool_steps(hs), None  # (B, T', hidden, S/2, S/2), T' = T or 1
+        flat = x.flatten(2)  # (B, T', hidden * S'^2) in (C, H, W) order
+        logits = self.head(flat)  # (B, T', classes)
+        return logits if return_sequence else logits[:, -1]
+
+    def _fc_head(self, visual: torch.Tensor, audio: torch.Tensor, return_sequence: bool) -> torch.Tensor:
+        flat = visual.flatten(1)  # (B, hidden * S'^2)
+        if not return_sequence:
+            return self.head(torch.cat([flat, audio[:, -1]], dim=1))  # last LSTM step (A.2)
+        seq = torch.cat([flat[:, None].expand(-1, audio.shape[1], -1), audio], dim=2)  # (B, T, .)
+        return self.head(seq)
+
+    def _check(self, image: torch.Tensor, spec: torch.Tensor) -> None:
+        s = self.image_size
+        if image.dim() != 4 or tuple(image.shape[1:]) != (1, s, s):
+            raise ValueError(f"image must be (B, 1, {s}, {s}), got {tuple(image.shape)}")
+        if spec.dim() != 3 or spec.shape[2] != self.bins or spec.shape[1] < 1:
+            raise ValueError(f"spec must be (B, T, {self.bins}) with T >= 1, got {tuple(spec.shape)}")
+        if image.shape[0] != spec.shape[0]:
+            raise ValueError(f"batch sizes differ: image {image.shape[0]}, spec {spec.shape[0]}")
+
+
+def _pool_steps(hs: list[torch.Tensor]) -> torch.Tensor:
+    """2x2 max pool of each step's h_t; (B, T', hidden, S/2, S/2)."""
+    return torch.stack([F.max_pool2d(h, 2) for h in hs], dim=1)
+
+
+def parse_fusion(fusion: str | int, layers: int) -> int | None:
+    """'initial' | 'second' | 'fc' | k | 'k' -> the fused layer k in 1..layers, or None (fc)."""
+    if isinstance(fusion, bool):
+        raise ValueError(f"fusion must be a name or a layer number, got {fusion!r}")
+    if isinstance(fusion, str):
+        key = fusion.strip().lower()
+        if key in FUSION_LEVELS:
+            k = FUSION_LEVELS[key]
+        elif key.isdigit():
+            k = int(key)
+        else:
+            raise ValueError(f"unknown fusion {fusion!r}; use one of {sorted(FUSION_LEVELS)} or a layer number")
+    elif isinstance(fusion, int):
+        k = fusion
+    else:
+        raise ValueError(f"fusion must be a name or a layer number, got {fusion!r}")
+    if k is not None and not 1 <= k <= layers:
+        raise ValueError(f"fusion layer {k} (from {fusion!r}) is out of range 1..{layers} for layers={layers}")
+    return k
+
+
+def _positive(**sizes: int) -> None:
+    for name, value in sizes.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+def build_model(*, fusion: str | int = "initial", modality: str = "both", hidden: int = 64, kernel: int = 3,
+                layers: int = 2, dense: int = 128, bins: int = 201, classes: int = 10,
+                image_size: int = 28) -> FusionNet:
+    """The one public way to make a model; defaults are the paper's sizes (A.2)."""
+    _positive(hidden=hidden, kernel=kernel, layers=layers, dense=dense, bins=bins, classes=classes,
+              image_size=image_size)
+    if modality not in MODALITIES:
+        raise ValueError(f"unknown modality {modality!r}; use one of {MODALITIES}")
+    return FusionNet(fusion_layer=parse_fusion(fusion, layers), modality=modality, hidden=hidden,
+                     kernel=kernel, layers=layers, dense=dense, bins=bins, classes=classes,
+                     image_size=image_size)
+
+
+def build_model_from_config(cfg) -> FusionNet:
+    """build_model from a ``ModelConfig`` (earlyfusion.config)."""
+    return build_model(fusion=cfg.fusion, modality=cfg.modality, hidden=cfg.hidden, kernel=cfg.kernel,
+                       layers=cfg.layers, dense=cfg.dense)
