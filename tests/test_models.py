@@ -1,0 +1,137 @@
+"""FusionNet is the paper's model family: reference equivalence, causality, fusion locality,
+unimodal zeroing, shapes, gradients (A.1, A.2, Figure 5, paper 5.3, A.5)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from earlyfusion.config import ModelConfig
+from earlyfusion.models import build_model, build_model_from_config
+from earlyfusion.models.reference import ReferenceNet
+
+# (fusion, layers): the paper's three models plus deeper stacks fused at layer 2 and 3.
+LEVELS = [("initial", 2), ("second", 2), ("fc", 2), (2, 3), ("3", 3), (1, 1), ("fc", 3)]
+FUSED_LAYER = {("initial", 2): 1, ("second", 2): 2, ("fc", 2): None, (2, 3): 2, ("3", 3): 3, (1, 1): 1,
+               ("fc", 3): None}
+MODALITIES = ["both", "audio", "visual"]
+SMALL = dict(hidden=4, kernel=3, dense=16)
+
+
+def small_model(fusion, layers, modality="both", seed=0):
+    torch.manual_seed(seed)
+    return build_model(fusion=fusion, layers=layers, modality=modality, **SMALL)
+
+
+def inputs(batch=2, steps=5, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(batch, 1, 28, 28, generator=g), torch.rand(batch, steps, 201, generator=g)
+
+
+@pytest.mark.parametrize("modality", MODALITIES)
+@pytest.mark.parametrize("fusion,layers", LEVELS)
+def test_matches_reference(fusion, layers, modality):
+    model = small_model(fusion, layers, modality)
+    ref = ReferenceNet.from_model(model)
+    image, spec = inputs()
+    image.requires_grad_(True), spec.requires_grad_(True)
+    fast, slow = model(image, spec, return_sequence=True), ref(image, spec, return_sequence=True)
+    assert fast.shape == slow.shape == (2, 5, 10)
+    assert fast.std() > 1e-3  # a non-degenerate output, so agreement means something
+    torch.testing.assert_close(fast, slow, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(model(image, spec), slow[:, -1], rtol=1e-5, atol=1e-6)
+    g_fast = _grads(fast.square(), image, spec)
+    g_slow = _grads(slow.square(), image, spec)
+    for a, b in zip(g_fast, g_slow):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_reference_sees_a_weight_change():
+    model = small_model("initial", 2)
+    image, spec = inputs()
+    before = ReferenceNet.from_model(model)(image, spec)
+    with torch.no_grad():
+        model.clstm[0].audio.weight[0, 0] += 1.0  # f gate, first bin
+    after = ReferenceNet.from_model(model)(image, spec)
+    assert not torch.allclose(before, after)
+    torch.testing.assert_close(model(image, spec), after, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("fusion,layers", LEVELS)
+def test_causal_in_time(fusion, layers):
+    model = small_model(fusion, layers)
+    image, spec = inputs(steps=6)
+    later = spec.clone()
+    later[:, 3:] = torch.rand_like(later[:, 3:])  # frames after t = 2 change
+    a, b = model(image, spec, return_sequence=True), model(image, later, return_sequence=True)
+    torch.testing.assert_close(a[:, :3], b[:, :3], rtol=0, atol=1e-6)
+    assert (a[:, 3:] - b[:, 3:]).abs().max() > 1e-4
+
+
+def _capture(module, store, key):
+    def hook(_mod, _inp, out):
+        store[key] = out[-1] if isinstance(out, list) else (out[0] if isinstance(out, tuple) else out)
+
+    return module.register_forward_hook(hook)
+
+
+def _grads(out, image, spec):
+    """d sum(out) / d (image, spec); an input the output does not use gets exact zeros."""
+    g = torch.autograd.grad(out.sum(), (image, spec), retain_graph=True, allow_unused=True)
+    return [torch.zeros_like(x) if d is None else d for d, x in zip(g, (image, spec))]
+
+
+def _grad_sizes(out, image, spec):
+    return [d.abs().sum().item() for d in _grads(out, image, spec)]
+
+
+@pytest.mark.parametrize("fusion,layers", LEVELS)
+def test_fusion_happens_at_the_configured_layer(fusion, layers):
+    model = small_model(fusion, layers)
+    k = FUSED_LAYER[fusion, layers]
+    unimodal = layers if k is None else k - 1
+    assert len(model.visual) == unimodal and len(model.clstm) == layers - unimodal
+    store = {}
+    for j, block in enumerate(model.visual):
+        _capture(block, store, f"visual{j}")
+    if model.audio is not None:
+        _capture(model.audio, store, "audio")
+    if model.clstm:
+        _capture(model.clstm[0], store, "fused")
+    image, spec = inputs()
+    image.requires_grad_(True), spec.requires_grad_(True)
+    logits = model(image, spec)
+    for j in range(unimodal):  # unimodal visual layers never see the audio: exactly zero
+        to_image, to_audio = _grad_sizes(store[f"visual{j}"], image, spec)
+        assert to_image > 0 and to_audio == 0.0
+    if unimodal:
+        to_image, to_audio = _grad_sizes(store["audio"], image, spec)
+        assert to_image == 0.0 and to_audio > 0
+    if k is not None:  # the fused C-LSTM layer's state depends on both inputs
+        assert model.clstm[0].audio is not None and all(m.audio is None for m in model.clstm[1:])
+        assert min(_grad_sizes(store["fused"], image, spec)) > 0
+    assert min(_grad_sizes(logits, image, spec)) > 0
+
+
+@pytest.mark.parametrize("fusion,layers", LEVELS)
+def test_unimodal_zeroing_removes_the_other_input(fusion, layers):
+    image, spec = inputs()
+    other_image, other_spec = inputs(seed=7)
+    both = small_model(fusion, layers, "both")
+    visual = small_model(fusion, layers, "visual")
+    audio = small_model(fusion, layers, "audio")
+    assert torch.equal(visual(image, spec, True), visual(image, other_spec, True))
+    assert torch.equal(audio(image, spec, True), audio(other_image, spec, True))
+    torch.testing.assert_close(visual(image, spec), both(image, torch.zeros_like(spec)))
+    torch.testing.assert_close(audio(image, spec), both(torch.zeros_like(image), spec))
+    assert not torch.allclose(visual(image, spec), visual(other_image, spec))
+    assert not torch.allclose(audio(image, spec), audio(image, other_spec))
+
+
+@pytest.mark.parametrize("fusion,layers", LEVELS)
+def test_gradients_reach_every_parameter(fusion, layers):
+    model = small_model(fusion, layers)
+    image, spec = inputs()
+    model(image, spec).logsumexp(dim=1).sum().backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
