@@ -25,6 +25,7 @@ from earlyfusion.snr import parse_snr
 from earlyfusion.data.splits import SPLITS, build_manifest, manifest_hash, save_manifest, split_indices
 
 DATA_ENV = "EARLYFUSION_DATA"
+CHUNK = 32  # examples per spectrogram chunk, sorted by length
 
 
 def resolve_root(cfg: DataConfig) -> Path:
@@ -59,7 +60,10 @@ class AudioVisualData:
         self.image_labels = torch.from_numpy(image_labels).to(self.device)
         self.audio_labels = torch.from_numpy(rec.labels).to(self.device)
         waves, lengths, self.truncated = features.pad_front(rec.waves, cfg.audio_samples)
+        if waves.shape[1] <= features.HOP:
+            raise ValueError(f"audio_samples must be > {features.HOP} (the STFT's reflect padding), got {waves.shape[1]}")
         self.waves, self.audio_lengths = waves.to(self.device), lengths.to(self.device)
+        self._lengths_cpu = lengths
         self.longest_recording = max(len(w) for w in rec.waves)
         self.audio_samples = waves.shape[1]
         self.frames, self.bins = features.n_frames(self.audio_samples), features.BINS
@@ -128,18 +132,31 @@ class AudioVisualData:
         return noise.add_noise(image, snr, unit, noise.signal_power(image))
 
     def _noisy_spectrogram(self, idx, snr, generator, noise_seed) -> torch.Tensor:
-        wave, lengths = self.waves[idx], self.audio_lengths[idx]
-        if not math.isinf(parse_snr(snr)):
-            if noise_seed is not None:
-                unit = noise.keyed_unit_noise(idx.cpu(), lengths.cpu(), self.audio_samples, noise_seed, "audio")
-                unit = unit.to(self.device)
-            else:
-                # noise only on the real samples: the padding zeros stay zeros (SPEC.md order)
-                unit = noise.unit_noise(tuple(wave.shape), generator, self.device)
-                unit = unit * noise.tail_mask(lengths, self.audio_samples)
-            wave = noise.add_noise(wave, snr, unit, noise.signal_power(wave, lengths))
-        power = features.power_spectrogram(wave)
-        return features.scale_features(power, self.cfg.features)
+        """(B, T, 201): noise on the real samples, then the spectrogram, in chunks of similar length.
+
+        Frames wholly inside the front padding are exactly zero whatever the SNR (the
+        padding carries no noise, SPEC.md), so each chunk computes only its live frames.
+        """
+        lengths = self._lengths_cpu[idx.cpu()]
+        noisy = not math.isinf(parse_snr(snr))
+        out = torch.zeros(len(idx), self.frames, self.bins, device=self.device)
+        for rows in torch.argsort(lengths, descending=True).split(CHUNK):
+            t0 = features.first_live_frame(self.audio_samples, int(lengths[rows].max()))
+            start = features.segment_start(t0)
+            seg, n = self.waves[idx[rows.to(self.device)], start:], lengths[rows]
+            if noisy:
+                seg = self._add_audio_noise(seg, n, idx[rows.to(self.device)], snr, generator, noise_seed)
+            out[rows.to(self.device), t0:] = features.frames_power(seg, t0)
+        return features.scale_features(out, self.cfg.features)
+
+    def _add_audio_noise(self, seg, lengths, keys, snr, generator, noise_seed) -> torch.Tensor:
+        """seg (b, S) holds each recording's real samples at its end; noise goes there only."""
+        if noise_seed is not None:
+            unit = noise.keyed_unit_noise(keys.cpu(), lengths, seg.shape[1], noise_seed, "audio").to(self.device)
+        else:
+            unit = noise.unit_noise(tuple(seg.shape), generator, self.device)
+            unit = unit * noise.tail_mask(lengths.to(self.device), seg.shape[1])
+        return noise.add_noise(seg, snr, unit, noise.signal_power(seg, lengths.to(self.device)))
 
 
 def describe(cfg: DataConfig) -> dict[str, Any]:

@@ -38,12 +38,55 @@ def pad_front(waves: list[np.ndarray], length: int | None) -> tuple[torch.Tensor
     return out, lengths, sum(len(w) > length for w in waves)
 
 
-def power_spectrogram(x: torch.Tensor) -> torch.Tensor:
-    """Waveforms (B, L) -> power spectrogram (B, T, 201), T = 1 + L // 200."""
-    window = torch.hann_window(N_FFT, periodic=True, device=x.device, dtype=x.dtype)
-    spec = torch.stft(x, N_FFT, hop_length=HOP, win_length=N_FFT, window=window,
-                      center=True, pad_mode="reflect", return_complex=True)
-    return (spec.real.square() + spec.imag.square()).transpose(1, 2)
+def first_live_frame(samples: int, longest: int) -> int:
+    """First frame that can be non-zero when no real sample lies before ``samples - longest``.
+
+    With front zero-padding, frame t (window [200 t - 200, 200 t + 200) of the signal) is
+    all zeros when it ends before the first real sample; those frames need no FFT, and on
+    FSDD (median 3,360 of 18,262 samples) they are most of them. One sample of margin keeps
+    frame 0's reflect padding (samples 1..200) inside the zeros too.
+    """
+    gap = samples - longest
+    return 0 if gap < HOP + 1 else (gap - HOP - 1) // HOP + 1
+
+
+def segment_start(t0: int) -> int:
+    """First signal sample that frame ``t0`` reads (0 when the left reflect padding is needed)."""
+    return 0 if t0 == 0 else HOP * t0 - HOP
+
+
+def frames_power(segment: torch.Tensor, t0: int) -> torch.Tensor:
+    """Power of frames t0..T-1: segment = x[:, segment_start(t0):] (B, S) -> (B, T - t0, 201).
+
+    The same numbers as torch.stft(center=True, pad_mode="reflect") with a periodic Hann
+    window (checked against it and scipy in the tests), computed by framing + rfft.
+    """
+    if segment.shape[1] <= HOP:
+        raise ValueError(f"a reflect-padded STFT needs more than {HOP} samples, got {segment.shape[1]}")
+    right = segment[:, -HOP - 1:-1].flip(1)  # reflect padding at the end (center=True)
+    parts = [segment, right] if t0 else [segment[:, 1:HOP + 1].flip(1), segment, right]
+    frames = torch.cat(parts, 1).unfold(1, N_FFT, HOP)  # (B, T - t0, 400), a view
+    window = torch.hann_window(N_FFT, periodic=True, device=segment.device, dtype=segment.dtype)
+    spec = torch.fft.rfft(frames * window)
+    return spec.real.square() + spec.imag.square()
+
+
+def power_spectrogram(x: torch.Tensor, lengths: torch.Tensor | None = None, chunk: int = 32) -> torch.Tensor:
+    """Waveforms (B, L) -> power spectrogram (B, T, 201), T = 1 + L // 200.
+
+    With ``lengths`` (real samples at the end of each row, zeros before) examples are taken
+    in chunks of similar length and the all-zero leading frames are skipped.
+    """
+    if lengths is None:
+        return frames_power(x, 0)
+    samples = x.shape[1]
+    out = x.new_zeros(len(x), n_frames(samples), BINS)
+    lengths = lengths.cpu()
+    for rows in torch.argsort(lengths, descending=True).split(chunk):
+        t0 = first_live_frame(samples, int(lengths[rows].max()))
+        rows = rows.to(x.device)
+        out[rows, t0:] = frames_power(x[rows, segment_start(t0):], t0)
+    return out
 
 
 def scale_features(power: torch.Tensor, kind: str) -> torch.Tensor:
