@@ -264,7 +264,7 @@ def inspection_figure(record: dict, out_stem: Path) -> Figure:
                f"{format_snr(parse_snr(record['train_visual_snr']))}"
                if "train_audio_snr" in record and "train_visual_snr" in record else "")
     fig.suptitle(f"Class {what}s over time ({_title(str(record.get('fusion', 'initial')))}, "
-                 f"{record.get('modality', 'both')}{trained}); true class {label} in bold; "
+                 f"{record.get('modality', 'both')}{trained}); true class {label} thick; "
                  "grey: image only (audio padding)")
     save(fig, out_stem)
     return fig
