@@ -45,8 +45,8 @@ def test_batch_types_and_clean_values(data_small):
 
 def test_noisy_image_has_the_asked_snr(data_small):
     d = data_small
-    img = torch.arange(60).repeat(20)
-    aud = torch.tensor([int(torch.nonzero(d.audio_labels == d.image_labels[i])[0]) for i in range(60)]).repeat(20)
+    img = torch.arange(60).repeat(8)
+    aud = torch.tensor([int(torch.nonzero(d.audio_labels == d.image_labels[i])[0]) for i in range(60)]).repeat(8)
     clean, _, _ = d.batch(img, aud, audio_snr=math.inf, visual_snr=math.inf)
     noisy, _, _ = d.batch(img, aud, audio_snr=math.inf, visual_snr=0.25, generator=torch.Generator().manual_seed(0))
     measured = clean.square().mean((1, 2, 3)).sum() / (noisy - clean).square().mean((1, 2, 3)).sum()
