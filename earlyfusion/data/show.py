@@ -53,9 +53,9 @@ def render_noise_examples(cfg: DataConfig, out: Path, index: int = 0, seed: int 
     fig, axes = plt.subplots(2, len(SHOW_SNRS), figsize=(2.2 * len(SHOW_SNRS), 4.6), squeeze=False)
     top = float(specs.max())
     for col, snr in enumerate(SHOW_SNRS):
-        axes[0, col].imshow(images[col].clamp(0, 1), cmap="gray", vmin=0, vmax=1)
+        axes[0, col].imshow(images[col].clamp(0, 1).numpy(), cmap="gray", vmin=0, vmax=1)
         axes[0, col].set_title(f"SNR {format_snr(snr)}")
-        axes[1, col].imshow(specs[col].T, origin="lower", aspect="auto", cmap="magma", vmin=0, vmax=top,
+        axes[1, col].imshow(specs[col].T.numpy(), origin="lower", aspect="auto", cmap="magma", vmin=0, vmax=top,
                             extent=(0, specs.shape[1], 0, 4000))
         axes[1, col].set_xlabel("frame")
         axes[0, col].axis("off")
