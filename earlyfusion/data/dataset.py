@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +37,8 @@ def resolve_root(cfg: DataConfig) -> Path:
         root = Path(given).expanduser()
         if not root.is_dir():
             source = "data.root" if cfg.root else f"${DATA_ENV}"
-            raise FileNotFoundError(f"data root {root} (from {source}) does not exist; expected mnist/ and fsdd/recordings/")
+            raise FileNotFoundError(
+                f"data root {root} (from {source}) does not exist; expected mnist/ and fsdd/recordings/")
         return root
     root = user_cache_dir() / "data"
     if cfg.download:
@@ -61,7 +61,8 @@ class AudioVisualData:
         self.audio_labels = torch.from_numpy(rec.labels).to(self.device)
         waves, lengths, self.truncated = features.pad_front(rec.waves, cfg.audio_samples)
         if waves.shape[1] <= features.HOP:
-            raise ValueError(f"audio_samples must be > {features.HOP} (the STFT's reflect padding), got {waves.shape[1]}")
+            raise ValueError(
+                f"audio_samples must be > {features.HOP} (the STFT's reflect padding), got {waves.shape[1]}")
         self.waves, self.audio_lengths = waves.to(self.device), lengths.to(self.device)
         self._lengths_cpu = lengths
         self.longest_recording = max(len(w) for w in rec.waves)
@@ -112,7 +113,8 @@ class AudioVisualData:
         img_idx = torch.as_tensor(img_idx, dtype=torch.int64).to(self.device)
         aud_idx = torch.as_tensor(aud_idx, dtype=torch.int64).to(self.device)
         if img_idx.shape != aud_idx.shape or img_idx.dim() != 1:
-            raise ValueError(f"img_idx and aud_idx must be 1-D of one length, got {tuple(img_idx.shape)}, {tuple(aud_idx.shape)}")
+            raise ValueError("img_idx and aud_idx must be 1-D of one length, got "
+                             f"{tuple(img_idx.shape)} and {tuple(aud_idx.shape)}")
         label = self.image_labels[img_idx]
         if not torch.equal(label, self.audio_labels[aud_idx]):
             raise ValueError("image and audio labels differ: a batch holds same-label pairs only")
