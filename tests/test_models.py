@@ -135,3 +135,15 @@ def test_gradients_reach_every_parameter(fusion, layers):
     model(image, spec).logsumexp(dim=1).sum().backward()
     for name, p in model.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+@pytest.mark.parametrize("fmt", [torch.contiguous_format, torch.channels_last])
+def test_cell_backward_is_the_true_gradient(fmt):
+    from earlyfusion.models.clstm import _Cell
+
+    torch.manual_seed(0)
+    pre = torch.randn(2, 12, 4, 5, dtype=torch.double).contiguous(memory_format=fmt).requires_grad_()
+    c = torch.randn(2, 3, 4, 5, dtype=torch.double).contiguous(memory_format=fmt).requires_grad_()
+    assert torch.autograd.gradcheck(lambda p, c: _Cell.apply(p, c, 3), (pre, c))
+    assert torch.autograd.gradcheck(lambda p: _Cell.apply(p, None, 3), (pre,))  # c_0 = 0
+    assert torch.autograd.gradcheck(lambda p, c: _Cell.apply(p, c, 3)[0], (pre, c))  # c_T unused

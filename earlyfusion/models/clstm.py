@@ -54,29 +54,34 @@ class ConvLSTM(nn.Module):
         """Run the layer over T steps.
 
         x: (B, C, H, W) static input (the image or a static visual map, the same at every
-        step) or (B, T, C, H, W) a sequence; audio: (B, T, D) or None. Returns the hidden
-        states h_1..h_T, each (B, hidden, H, W) (only h_T when ``keep_all`` is False).
+        step) or (T, B, C, H, W) a time-major sequence (so that (T*B, C, H, W) is a view in
+        any memory format); audio: (B, T, D) or None. Returns the hidden states h_1..h_T, each
+        (B, hidden, H, W) in x's memory format (only h_T when ``keep_all`` is False).
         """
         if (audio is None) != (self.audio is None):
             raise ValueError("audio input must be given exactly when the layer has an audio term")
         static = x.dim() == 4
-        steps = steps if steps is not None else (audio.shape[1] if audio is not None else x.shape[1])
+        steps = steps if steps is not None else (audio.shape[1] if audio is not None else x.shape[0])
         order = _fast_order(self.hidden, x.device)
-        gx = self._input_gates(x, order, static)  # (B, 4h, H, W) or (B, T, 4h, H, W)
+        gx = self._input_gates(x, order, static)  # (B, 4h, H, W) or (T, B, 4h, H, W)
         ga = None
         if audio is not None:
             # One matmul over all B*T frames: (B, T, D) -> (B, T, 4h).
             ga = F.linear(audio, self.audio.weight[order])
         w_h = self.conv_h.weight[order]
+        # unbind, not gx[t]: its backward stacks all T gradients once, where T separate
+        # index backwards would each zero-fill and accumulate a full (T, B, 4h, H, W) tensor.
+        gxs = [gx] * steps if static else gx.unbind(0)
+        gas = ga.unbind(1) if ga is not None else None  # T x (B, 4h)
         h = c = None
         out = []
         for t in range(steps):
-            pre = gx if static else gx[:, t]
-            if ga is not None:
-                pre = pre + ga[:, t, :, None, None]  # broadcast over every position
+            pre = gxs[t]
+            if gas is not None:
+                pre = pre + gas[t][:, :, None, None]  # broadcast over every position
             if h is not None:  # h_0 = 0: the recurrent conv of the first step is zero
                 pre = F.conv2d(h, w_h, padding="same") + pre
-            h, c = _cell(pre, c, self.hidden)
+            h, c = _Cell.apply(pre, c, self.hidden)
             if keep_all or t == steps - 1:
                 out.append(h)
         return out
@@ -85,17 +90,50 @@ class ConvLSTM(nn.Module):
         w, b = self.conv_x.weight[order], self.conv_x.bias[order]
         if static:
             return F.conv2d(x, w, b, padding="same")
-        bsz, steps = x.shape[:2]
-        flat = x.reshape(bsz * steps, *x.shape[2:])  # (B*T, C, H, W): one conv for all steps
-        flat = flat.contiguous(memory_format=torch.channels_last)
-        gx = F.conv2d(flat, w, b, padding="same")  # (B*T, 4h, H, W)
-        return gx.view(bsz, steps, *gx.shape[1:])  # (B, T, 4h, H, W), a view of the same memory
+        steps, bsz = x.shape[:2]
+        flat = x.reshape(steps * bsz, *x.shape[2:])  # (T*B, C, H, W): one conv for all steps
+        gx = F.conv2d(flat, w, b, padding="same")  # (T*B, 4h, H, W)
+        return gx.view(steps, bsz, *gx.shape[1:])  # (T, B, 4h, H, W), a view of the same memory
 
 
-def _cell(pre: torch.Tensor, c: torch.Tensor | None, hidden: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Gate arithmetic of Figure 5 on pre-activations in f, i, o, g channel order."""
-    s = torch.sigmoid(pre[:, : 3 * hidden])
-    g = torch.tanh(pre[:, 3 * hidden :])
-    f, i, o = s[:, :hidden], s[:, hidden : 2 * hidden], s[:, 2 * hidden :]
-    c = i * g if c is None else torch.addcmul(f * c, i, g)  # c_0 = 0
-    return o * torch.tanh(c), c
+class _Cell(torch.autograd.Function):
+    """Gate arithmetic of Figure 5 on pre-activations in f, i, o, g channel order.
+
+    A hand-written backward writes the four gates' gradients straight into one buffer; the
+    generic autograd of the same ops zero-fills a full-size tensor per channel slice.
+    c_prev None means c_0 = 0.
+    """
+
+    @staticmethod
+    def forward(ctx, pre, c_prev, hidden):
+        s = torch.sigmoid(pre[:, : 3 * hidden])  # f, i, o in one call
+        g = torch.tanh(pre[:, 3 * hidden :])
+        f, i, o = s[:, :hidden], s[:, hidden : 2 * hidden], s[:, 2 * hidden :]
+        c = i * g if c_prev is None else torch.addcmul(f * c_prev, i, g)
+        tc = torch.tanh(c)
+        ctx.hidden = hidden
+        ctx.save_for_backward(s, g, c_prev, tc)
+        return o * tc, c
+
+    @staticmethod
+    def backward(ctx, dh, dc):
+        s, g, c_prev, tc = ctx.saved_tensors
+        n = ctx.hidden
+        f, i, o = s[:, :n], s[:, n : 2 * n], s[:, 2 * n :]
+        dh = torch.zeros_like(tc) if dh is None else dh
+        dct = (1 - tc * tc).mul_(o).mul_(dh)  # dL/dc_t through h_t = o . tanh(c_t)
+        if dc is not None:
+            dct += dc
+        fmt = torch.channels_last if s.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+        dpre = torch.empty((s.shape[0], 4 * n, *s.shape[2:]), dtype=s.dtype, device=s.device, memory_format=fmt)
+        dsig = dpre[:, : 3 * n]
+        if c_prev is None:
+            dsig[:, :n].zero_()
+        else:
+            torch.mul(dct, c_prev, out=dsig[:, :n])  # df
+        torch.mul(dct, g, out=dsig[:, n : 2 * n])  # di
+        torch.mul(dh, tc, out=dsig[:, 2 * n :])  # do
+        dsig.mul_(s * (1 - s))  # through the sigmoids
+        torch.mul(dct, i, out=dpre[:, 3 * n :]).mul_(1 - g * g)  # dg, through the tanh
+        dc_prev = None if c_prev is None else (dct * f).to(c_prev.dtype)
+        return dpre, dc_prev, None
