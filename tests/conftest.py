@@ -8,7 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from scipy.io import wavfile
+
+# One intra-op thread: the suite's models are tiny, and on a 2-core machine shared with other
+# processes, OpenMP threads waiting on each other made a training step 50x slower (measured).
+torch.set_num_threads(1)
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

@@ -80,7 +80,8 @@ def test_kill_and_resume_gives_the_uninterrupted_weights(tmp_path, tiny_data):
     cmd = [sys.executable, "-m", "earlyfusion.cli", "train", "--run-dir", str(killed), "--data-root", str(SHARED)]
     for o in TINY + extra:
         cmd += ["--set", o]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     try:
         _wait_for_partial_checkpoint(proc, killed / CHECKPOINT)
     finally:
