@@ -147,3 +147,25 @@ def test_cell_backward_is_the_true_gradient(fmt):
     assert torch.autograd.gradcheck(lambda p, c: _Cell.apply(p, c, 3), (pre, c))
     assert torch.autograd.gradcheck(lambda p: _Cell.apply(p, None, 3), (pre,))  # c_0 = 0
     assert torch.autograd.gradcheck(lambda p, c: _Cell.apply(p, c, 3)[0], (pre, c))  # c_T unused
+
+
+@pytest.mark.parametrize("kernel", [2, 4, 5])
+def test_other_kernels_match_reference(kernel):
+    # Even kernels pad asymmetrically under 'same'; the reference's centre tap must follow.
+    torch.manual_seed(0)
+    model = build_model(fusion="initial", hidden=3, kernel=kernel, dense=8)
+    image, spec = inputs(steps=3)
+    torch.testing.assert_close(model(image, spec, True), ReferenceNet.from_model(model)(image, spec, True),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_input_conv_chunks_and_memory_format_do_not_change_results(monkeypatch):
+    import earlyfusion.models.clstm as clstm
+
+    model = small_model(2, 3)
+    image, spec = inputs(steps=7)
+    whole = model(image, spec, return_sequence=True)
+    monkeypatch.setattr(clstm, "CHUNK_VALUES", 1)  # one step per input convolution
+    torch.testing.assert_close(model(image, spec, return_sequence=True), whole, rtol=1e-5, atol=1e-6)
+    model.memory_format = torch.contiguous_format
+    torch.testing.assert_close(model(image, spec, return_sequence=True), whole, rtol=1e-5, atol=1e-6)

@@ -26,6 +26,10 @@ from torch import nn
 # gates' channels and one tanh the cell gate (a weight permutation, not an activation copy).
 GATES = ("f", "i", "g", "o")
 
+# A later layer's input convolution covers as many steps at once as fit in this many values
+# (256 MB in fp32): all 92 steps for small batches, bounded memory for evaluation batches.
+CHUNK_VALUES = 1 << 26
+
 
 def _fast_order(hidden: int, device: torch.device) -> torch.Tensor:
     """Channel index that maps Figure 5's f, i, g, o blocks to f, i, o, g."""
@@ -63,20 +67,16 @@ class ConvLSTM(nn.Module):
         static = x.dim() == 4
         steps = steps if steps is not None else (audio.shape[1] if audio is not None else x.shape[0])
         order = _fast_order(self.hidden, x.device)
-        gx = self._input_gates(x, order, static)  # (B, 4h, H, W) or (T, B, 4h, H, W)
-        ga = None
+        gxs = self._input_gates(x, order, static, steps)  # T x (B, 4h, H, W)
+        gas = None
         if audio is not None:
             # One matmul over all B*T frames: (B, T, D) -> (B, T, 4h).
-            ga = F.linear(audio, self.audio.weight[order])
+            gas = F.linear(audio, self.audio.weight[order]).unbind(1)  # T x (B, 4h)
         w_h = self.conv_h.weight[order]
-        # unbind, not gx[t]: its backward stacks all T gradients once, where T separate
-        # index backwards would each zero-fill and accumulate a full (T, B, 4h, H, W) tensor.
-        gxs = [gx] * steps if static else gx.unbind(0)
-        gas = ga.unbind(1) if ga is not None else None  # T x (B, 4h)
         h = c = None
         out = []
         for t in range(steps):
-            pre = gxs[t]
+            pre = next(gxs)
             if gas is not None:
                 pre = pre + gas[t][:, :, None, None]  # broadcast over every position
             if h is not None:  # h_0 = 0: the recurrent conv of the first step is zero
@@ -86,15 +86,23 @@ class ConvLSTM(nn.Module):
                 out.append(h)
         return out
 
-    def _input_gates(self, x: torch.Tensor, order: torch.Tensor, static: bool) -> torch.Tensor:
+    def _input_gates(self, x: torch.Tensor, order: torch.Tensor, static: bool, steps: int):
+        """Yield the input term conv(x_t) + b for t = 1..T, computed ahead of the loop."""
         w, b = self.conv_x.weight[order], self.conv_x.bias[order]
-        if static:
-            return F.conv2d(x, w, b, padding="same")
-        steps, bsz = x.shape[:2]
-        flat = x.reshape(steps * bsz, *x.shape[2:])  # (T*B, C, H, W): one conv for all steps
-        gx = F.conv2d(flat, w, b, padding="same")  # (T*B, 4h, H, W)
-        return gx.view(steps, bsz, *gx.shape[1:])  # (T, B, 4h, H, W), a view of the same memory
-
+        if static:  # the image is the same at every step (A.1): one conv per example
+            gx = F.conv2d(x, w, b, padding="same")
+            for _ in range(steps):
+                yield gx
+            return
+        bsz, side = x.shape[1], x.shape[3] * x.shape[4]
+        chunk = max(1, CHUNK_VALUES // (bsz * w.shape[0] * side))
+        for start in range(0, steps, chunk):
+            part = x[start : start + chunk]  # (t, B, C, H, W)
+            flat = part.reshape(-1, *x.shape[2:])  # (t*B, C, H, W): a view when time-major
+            gx = F.conv2d(flat, w, b, padding="same")  # (t*B, 4h, H, W)
+            # unbind, not gx[t]: its backward stacks the t gradients once, where t index
+            # backwards would each zero-fill and accumulate a tensor of gx's full size.
+            yield from gx.view(part.shape[0], bsz, *gx.shape[1:]).unbind(0)
 
 class _Cell(torch.autograd.Function):
     """Gate arithmetic of Figure 5 on pre-activations in f, i, o, g channel order.
