@@ -57,7 +57,7 @@ def _cmd_reproduce(args):
     from earlyfusion.experiments import reproduce
 
     report = reproduce(profile=args.profile, out=Path(args.out), only=args.only, seeds=args.seeds,
-                       data_root=args.data_root, overrides=args.overrides)
+                       data_root=args.data_root, overrides=args.overrides, jobs=args.jobs)
     print(f"report: {report}")
 
 
@@ -105,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--data-root", help="data folder (default: $EARLYFUSION_DATA, else the download cache)")
     rep.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a value of every run's config, e.g. --set train.precision=fp32")
+    rep.add_argument("--jobs", type=int, default=1,
+                     help="runs trained side by side in worker processes (each with cores/jobs threads)")
     rep.set_defaults(func=_cmd_reproduce)
 
     bench = sub.add_parser("bench", help="throughput of models, reference and data path")

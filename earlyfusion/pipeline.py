@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import csv
 import json
+import multiprocessing
+import os
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -54,21 +57,50 @@ def _data_for(run: Run, cache: dict[str, AudioVisualData], device: torch.device)
     return cache[key]
 
 
-def run_all(runs: list[Run], out: Path, progress: bool = True) -> list[Path]:
-    """Train and evaluate every run that is not finished yet; returns the eval CSVs."""
-    cache: dict[str, AudioVisualData] = {}
-    csvs = []
-    for i, run in enumerate(runs, 1):
-        device = resolve_device(run.cfg.train.device)
-        run_dir = out / "runs" / run.name
-        _log(f"[{i}/{len(runs)}] {run.name} ({', '.join(sorted(run.experiments))})")
-        data = _data_for(run, cache, device)
-        t0 = time.perf_counter()
-        metrics = train(run.cfg, run_dir, data=data, progress=progress)
-        csvs.append(_evaluate_if_needed(run, run_dir, data, progress))
-        _log(f"    val accuracy {metrics.get('val_accuracy', float('nan')):.3f}, "
-             f"{time.perf_counter() - t0:.0f} s")
-    return csvs
+def _train_and_evaluate(run: Run, out: Path, progress: bool, cache: dict | None = None,
+                        threads: int | None = None) -> tuple[Path, dict[str, Any], float]:
+    """One run, start to finish (also the body of a worker process when jobs > 1)."""
+    if threads:
+        torch.set_num_threads(threads)
+    device = resolve_device(run.cfg.train.device)
+    run_dir = out / "runs" / run.name
+    data = _data_for(run, cache if cache is not None else {}, device)
+    t0 = time.perf_counter()
+    metrics = train(run.cfg, run_dir, data=data, progress=progress)
+    csv_path = _evaluate_if_needed(run, run_dir, data, progress)
+    return csv_path, metrics, time.perf_counter() - t0
+
+
+def _done_line(i: int, n: int, run: Run, metrics: dict[str, Any], seconds: float) -> str:
+    return (f"[{i}/{n}] {run.name} ({', '.join(sorted(run.experiments))}): "
+            f"val accuracy {metrics.get('val_accuracy', float('nan')):.3f}, {seconds:.0f} s")
+
+
+def run_all(runs: list[Run], out: Path, progress: bool = True, jobs: int = 1) -> list[Path]:
+    """Train and evaluate every run not finished yet; returns the eval CSVs in run order.
+
+    With jobs > 1 the runs go to worker processes with cores // jobs threads each: on a small
+    CPU, independent single-threaded runs use the cores better than one run's small kernels.
+    """
+    if jobs <= 1:
+        cache: dict[str, AudioVisualData] = {}
+        csvs = []
+        for i, run in enumerate(runs, 1):
+            _log(f"[{i}/{len(runs)}] {run.name} ...")
+            path, metrics, seconds = _train_and_evaluate(run, out, progress, cache)
+            _log(_done_line(i, len(runs), run, metrics, seconds))
+            csvs.append(path)
+        return csvs
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+        futures = {pool.submit(_train_and_evaluate, run, out, False, None, threads): run for run in runs}
+        done = {}
+        for i, fut in enumerate(as_completed(futures), 1):
+            path, metrics, seconds = fut.result()
+            done[futures[fut].name] = path
+            _log(_done_line(i, len(runs), futures[fut], metrics, seconds))
+    return [done[run.name] for run in runs]
 
 
 def run_inspection(profile: Profile, runs: list[Run], out: Path) -> list[dict[str, Any]]:
@@ -121,9 +153,10 @@ def _robustness(spec: dict, both: list[dict], fig_dir: Path) -> Path:
     return stem
 
 
-def execute(profile: Profile, runs: list[Run], out: Path, meta: dict[str, Any], progress: bool = True) -> Path:
+def execute(profile: Profile, runs: list[Run], out: Path, meta: dict[str, Any], progress: bool = True,
+            jobs: int = 1) -> Path:
     t0 = time.perf_counter()
-    csvs = run_all(runs, out, progress)
+    csvs = run_all(runs, out, progress, jobs)
     rows = read_results(csvs)
     write_rows(_as_csv_rows(csvs), out / "results.csv")
     records = run_inspection(profile, runs, out)

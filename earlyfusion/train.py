@@ -97,6 +97,7 @@ def train(cfg: Config, run_dir: Path, *, resume: bool = True, progress: bool = T
     save_config(cfg, run_dir / "config.yaml")
     device = resolve_device(cfg.train.device)
     data = data or AudioVisualData.load(cfg.data, device=device)
+    data.save_manifest(run_dir / "manifest.json")  # the split, for audit and repetition
     torch.manual_seed(cfg.train.seed)
     model = build_model_from_config(cfg.model).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)

@@ -47,7 +47,7 @@ def test_bad_profile_and_only_are_errors(tmp_path):
 @pytest.mark.slow
 @pytest.mark.skipif(not (SHARED / "mnist").is_dir(), reason="needs ../shared/data")
 def test_tiny_reproduce_end_to_end(tmp_path):
-    report = reproduce(profile="tiny", out=tmp_path, data_root=str(SHARED), progress=False)
+    report = reproduce(profile="tiny", out=tmp_path, data_root=str(SHARED), progress=False, jobs=2)
     out = tmp_path / "tiny"
     with open(out / "results.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
@@ -64,7 +64,8 @@ def test_tiny_reproduce_end_to_end(tmp_path):
     text = report.read_text()
     assert "initial" in text and "fc" in text and "%" in text
 
-    stamps = {p: p.stat().st_mtime_ns for p in out.glob(f"runs/*/{CHECKPOINT}")}
-    assert len(stamps) == 3
+    # Resume: a second invocation reuses every finished run and evaluation.
+    stamps = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/*") if p.name in (CHECKPOINT, "eval.csv")}
+    assert len(stamps) == 6
     reproduce(profile="tiny", out=tmp_path, data_root=str(SHARED), progress=False)
-    assert {p: p.stat().st_mtime_ns for p in out.glob(f"runs/*/{CHECKPOINT}")} == stamps
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
