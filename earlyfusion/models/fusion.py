@@ -77,9 +77,9 @@ class FusionNet(nn.Module):
         audio = self.audio(spec)[0] if self.audio is not None else spec  # (B, T, hidden or F)
         if self.fusion_layer is None:
             return self._fc_head(visual, audio, return_sequence)
-        return self._clstm_head(visual, audio, return_sequence)
+        return self._clstm_stack(visual, audio, return_sequence)
 
-    def _clstm_head(self, visual: torch.Tensor, audio: torch.Tensor, return_sequence: bool) -> torch.Tensor:
+    def _clstm_stack(self, visual: torch.Tensor, audio: torch.Tensor, return_sequence: bool) -> torch.Tensor:
         steps = audio.shape[1]
         x, a = visual, audio
         for n, layer in enumerate(self.clstm):
