@@ -168,5 +168,6 @@ def test_input_conv_chunks_and_memory_format_do_not_change_results(monkeypatch):
     whole = model(image, spec, return_sequence=True)
     monkeypatch.setattr(clstm, "CHUNK_VALUES", 1)  # one step per input convolution
     torch.testing.assert_close(model(image, spec, return_sequence=True), whole, rtol=1e-5, atol=1e-6)
-    model.memory_format = torch.contiguous_format
-    torch.testing.assert_close(model(image, spec, return_sequence=True), whole, rtol=1e-5, atol=1e-6)
+    for fmt in (torch.channels_last, torch.contiguous_format):
+        model.memory_format = fmt
+        torch.testing.assert_close(model(image, spec, return_sequence=True), whole, rtol=1e-5, atol=1e-6)

@@ -99,7 +99,8 @@ def test_bf16_and_channels_last_match_fp32(fusion):
     model = build_model(fusion=fusion, hidden=8, dense=32)
     image, spec = inputs(steps=8)
     ref = model(image, spec, return_sequence=True).detach()
-    model = model.to(memory_format=torch.channels_last)
+    model = model.to(memory_format=torch.channels_last)  # weights channels-last
+    model.memory_format = torch.channels_last  # activations channels-last
     torch.testing.assert_close(model(image, spec, return_sequence=True), ref, rtol=1e-4, atol=1e-5)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = model(image, spec, return_sequence=True)
