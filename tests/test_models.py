@@ -70,7 +70,9 @@ def test_causal_in_time(fusion, layers):
 
 def _capture(module, store, key):
     def hook(_mod, _inp, out):
-        store[key] = out[-1] if isinstance(out, list) else (out[0] if isinstance(out, tuple) else out)
+        # ConvLSTM returns (h_1..h_T, (h_T, c_T)), nn.LSTM (output, (h_n, c_n)), blocks a tensor.
+        out = out[0] if isinstance(out, tuple) else out
+        store[key] = out[-1] if isinstance(out, list) else out
 
     return module.register_forward_hook(hook)
 

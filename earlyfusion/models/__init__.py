@@ -5,8 +5,10 @@ from earlyfusion.models.fusion import (
     FUSION_LEVELS,
     MODALITIES,
     FusionNet,
+    FusionState,
     build_model,
     build_model_from_config,
+    expand_state,
     parse_fusion,
 )
 
@@ -16,7 +18,9 @@ __all__ = [
     "MODALITIES",
     "ConvLSTM",
     "FusionNet",
+    "FusionState",
     "build_model",
     "build_model_from_config",
+    "expand_state",
     "parse_fusion",
 ]

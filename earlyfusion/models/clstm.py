@@ -54,13 +54,15 @@ class ConvLSTM(nn.Module):
         self.audio = nn.Linear(audio_dim, 4 * hidden, bias=False) if audio_dim else None
 
     def forward(self, x: torch.Tensor, audio: torch.Tensor | None = None, *, steps: int | None = None,
-                keep_all: bool = True) -> list[torch.Tensor]:
-        """Run the layer over T steps.
+                keep_all: bool = True, state: tuple[torch.Tensor, torch.Tensor] | None = None
+                ) -> tuple[list[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+        """Run the layer over T steps, from ``state`` = (h, c) or from h_0 = c_0 = 0 (None).
 
         x: (B, C, H, W) static input (the image or a static visual map, the same at every
         step) or (T, B, C, H, W) a time-major sequence (so that (T*B, C, H, W) is a view in
         any memory format); audio: (B, T, D) or None. Returns the hidden states h_1..h_T, each
-        (B, hidden, H, W) in x's memory format (only h_T when ``keep_all`` is False).
+        (B, hidden, H, W) in x's memory format (only h_T when ``keep_all`` is False), and the
+        final (h_T, c_T) to continue from.
         """
         if (audio is None) != (self.audio is None):
             raise ValueError("audio input must be given exactly when the layer has an audio term")
@@ -73,18 +75,18 @@ class ConvLSTM(nn.Module):
             # One matmul over all B*T frames: (B, T, D) -> (B, T, 4h).
             gas = F.linear(audio, self.audio.weight[order]).unbind(1)  # T x (B, 4h)
         w_h = self.conv_h.weight[order]
-        h = c = None
+        h, c = state if state is not None else (None, None)
         out = []
         for t in range(steps):
             pre = next(gxs)
             if gas is not None:
                 pre = pre + gas[t][:, :, None, None]  # broadcast over every position
-            if h is not None:  # h_0 = 0: the recurrent conv of the first step is zero
+            if h is not None:  # h_0 = 0: the recurrent conv of a fresh start is zero
                 pre = F.conv2d(h, w_h, padding="same") + pre
             h, c = _Cell.apply(pre, c, self.hidden)
             if keep_all or t == steps - 1:
                 out.append(h)
-        return out
+        return out, (h, c)
 
     def _input_gates(self, x: torch.Tensor, order: torch.Tensor, static: bool, steps: int):
         """Yield the input term conv(x_t) + b for t = 1..T, computed ahead of the loop."""

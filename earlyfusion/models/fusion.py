@@ -13,6 +13,8 @@ flattened visual features ++ the audio LSTM's state.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -23,6 +25,35 @@ from earlyfusion.models.clstm import ConvLSTM
 # The paper's three models (A.2) as fusion layers; None: fusion at the dense layers.
 FUSION_LEVELS = {"initial": 1, "second": 2, "fc": None}
 MODALITIES = ("both", "audio", "visual")
+
+
+@dataclass(frozen=True)
+class FusionState:
+    """Where a FusionNet's time loop stands after ``steps`` frames (``FusionNet.run``).
+
+    clstm: one (h, c) per C-LSTM layer, each (B, hidden, H, W); audio: the audio LSTM's
+    (h, c), each (num_layers, B, hidden), or None when the model has no audio LSTM. The static
+    visual features are not held: ``run`` recomputes them from the image (one conv per example).
+    """
+
+    steps: int
+    clstm: tuple[tuple[torch.Tensor, torch.Tensor], ...]
+    audio: tuple[torch.Tensor, torch.Tensor] | None
+
+    @property
+    def batch_size(self) -> int:
+        return self.clstm[0][0].shape[0] if self.clstm else self.audio[0].shape[1]
+
+    def repeat_interleave(self, r: int) -> "FusionState":
+        """Each example's state repeated r times along the batch: rows b*r .. b*r + r - 1."""
+        clstm = tuple((h.repeat_interleave(r, 0), c.repeat_interleave(r, 0)) for h, c in self.clstm)
+        audio = None if self.audio is None else tuple(x.repeat_interleave(r, 1) for x in self.audio)
+        return FusionState(self.steps, clstm, audio)
+
+
+def expand_state(state: FusionState, r: int) -> FusionState:
+    """``state.repeat_interleave(r)``: branch each example into r continuations."""
+    return state.repeat_interleave(r)
 
 
 class VisualBlock(nn.Module):
@@ -69,7 +100,20 @@ class FusionNet(nn.Module):
 
     def forward(self, image: torch.Tensor, spec: torch.Tensor, return_sequence: bool = False) -> torch.Tensor:
         """image (B, 1, S, S), spec (B, T, F) -> logits (B, classes), or (B, T, classes)."""
+        return self.run(image, spec, return_sequence=return_sequence)[0]
+
+    def run(self, image: torch.Tensor, spec: torch.Tensor, state: FusionState | None = None,
+            return_sequence: bool = False) -> tuple[torch.Tensor, FusionState]:
+        """Process the frames ``spec`` from ``state`` (None: h_0 = c_0 = 0, the first frame).
+
+        Returns (logits at the last frame given, or at each of them, (B, T_chunk, classes)) and
+        the state after them. Running spec[:, :t0] and then spec[:, t0:] from the returned
+        state gives what one call over spec gives (the model is causal in time). The state
+        keeps the autograd graph; run under no_grad when only values are needed.
+        """
         self._check(image, spec)
+        if state is not None and state.batch_size != image.shape[0]:
+            raise ValueError(f"state batch {state.batch_size} != input batch {image.shape[0]}")
         # Unimodal models (paper 5.3): the other input is set to zero before the network.
         if self.modality == "visual":
             spec = torch.zeros_like(spec)
@@ -77,22 +121,33 @@ class FusionNet(nn.Module):
             image = torch.zeros_like(image)
         image = image.contiguous(memory_format=self.memory_format)  # later tensors follow it
         visual = self.visual(image)  # (B, C, S', S'): static, computed once per example
-        audio = self.audio(spec)[0] if self.audio is not None else spec  # (B, T, hidden or F)
+        audio_state = None
+        if self.audio is not None:  # (B, T, hidden)
+            audio, audio_state = self.audio(spec, None if state is None else state.audio)
+        else:
+            audio = spec  # (B, T, F)
+        steps = spec.shape[1] + (0 if state is None else state.steps)
         if self.fusion_layer is None:
-            return self._fc_head(visual, audio, return_sequence)
-        return self._clstm_stack(visual, audio, return_sequence)
+            return self._fc_head(visual, audio, return_sequence), FusionState(steps, (), audio_state)
+        logits, clstm = self._clstm_stack(visual, audio, return_sequence, None if state is None else state.clstm)
+        return logits, FusionState(steps, clstm, audio_state)
 
-    def _clstm_stack(self, visual: torch.Tensor, audio: torch.Tensor, return_sequence: bool) -> torch.Tensor:
+    def _clstm_stack(self, visual: torch.Tensor, audio: torch.Tensor, return_sequence: bool,
+                     states: tuple | None) -> tuple[torch.Tensor, tuple]:
         steps = audio.shape[1]
         x, a = visual, audio
+        finals = []
         for n, layer in enumerate(self.clstm):
             last = n == len(self.clstm) - 1
-            hs = layer(x, a, steps=steps, keep_all=return_sequence or not last)
+            start = None if states is None else tuple(t.contiguous(memory_format=self.memory_format)
+                                                      for t in states[n])
+            hs, final = layer(x, a, steps=steps, keep_all=return_sequence or not last, state=start)
+            finals.append(final)
             # Pool each h_t; time-major (T', B, hidden, S/2, S/2) keeps (T'*B, ...) a view.
             x, a = torch.stack([F.max_pool2d(h, 2) for h in hs]), None
         flat = x.flatten(2)  # (T', B, hidden * S'^2) in (C, H, W) order
         logits = self.head(flat).transpose(0, 1)  # (B, T', classes)
-        return logits if return_sequence else logits[:, -1]
+        return (logits if return_sequence else logits[:, -1]), tuple(finals)
 
     def _fc_head(self, visual: torch.Tensor, audio: torch.Tensor, return_sequence: bool) -> torch.Tensor:
         flat = visual.flatten(1)  # (B, hidden * S'^2)
