@@ -68,29 +68,44 @@ class ConvLSTM(nn.Module):
             raise ValueError("audio input must be given exactly when the layer has an audio term")
         static = x.dim() == 4
         steps = steps if steps is not None else (audio.shape[1] if audio is not None else x.shape[0])
-        order = _fast_order(self.hidden, x.device)
-        gxs = self._input_gates(x, order, static, steps)  # T x (B, 4h, H, W)
-        gas = None
-        if audio is not None:
-            # One matmul over all B*T frames: (B, T, D) -> (B, T, 4h).
-            gas = F.linear(audio, self.audio.weight[order]).unbind(1)  # T x (B, 4h)
-        w_h = self.conv_h.weight[order]
+        w_x, b_x, w_h, w_a = self._weights(x.device)
+        gxs = self._input_gates(x, w_x, b_x, static, steps)  # T x (B, 4h, H, W)
+        # One matmul over all B*T frames: (B, T, D) -> (B, T, 4h), then T x (B, 4h, 1, 1).
+        gas = None if audio is None else F.linear(audio, w_a)[..., None, None].unbind(1)
         h, c = state if state is not None else (None, None)
         out = []
         for t in range(steps):
-            pre = next(gxs)
-            if gas is not None:
-                pre = pre + gas[t][:, :, None, None]  # broadcast over every position
-            if h is not None:  # h_0 = 0: the recurrent conv of a fresh start is zero
-                pre = F.conv2d(h, w_h, padding="same") + pre
+            gx = next(gxs)
+            if h is None:  # h_0 = 0: the recurrent conv of a fresh start is zero
+                pre = gx if gas is None else gx + gas[t]
+            else:
+                # Accumulate into the conv's fresh output (its backward does not need it):
+                # no new full-size tensor per term.
+                pre = F.conv2d(h, w_h, padding="same")
+                pre += gx
+                if gas is not None:
+                    pre += gas[t]  # broadcast over every position
             h, c = _Cell.apply(pre, c, self.hidden)
             if keep_all or t == steps - 1:
                 out.append(h)
         return out, (h, c)
 
-    def _input_gates(self, x: torch.Tensor, order: torch.Tensor, static: bool, steps: int):
+    def _weights(self, device: torch.device):
+        """W_x, b, W_h, W_a in f, i, o, g order, cast once to the autocast dtype if active.
+
+        Autocast caches casts of leaf parameters only; the permuted weights are not leaves,
+        so without this it would cast W_h again at every step.
+        """
+        order = _fast_order(self.hidden, device)
+        ws = [self.conv_x.weight[order], self.conv_x.bias[order], self.conv_h.weight[order],
+              None if self.audio is None else self.audio.weight[order]]
+        if torch.is_autocast_enabled(device.type):
+            dtype = torch.get_autocast_dtype(device.type)
+            ws = [None if w is None else w.to(dtype) for w in ws]
+        return ws
+
+    def _input_gates(self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, static: bool, steps: int):
         """Yield the input term conv(x_t) + b for t = 1..T, computed ahead of the loop."""
-        w, b = self.conv_x.weight[order], self.conv_x.bias[order]
         if static:  # the image is the same at every step (A.1): one conv per example
             gx = F.conv2d(x, w, b, padding="same")
             for _ in range(steps):
@@ -106,6 +121,7 @@ class ConvLSTM(nn.Module):
             # backwards would each zero-fill and accumulate a tensor of gx's full size.
             yield from gx.view(part.shape[0], bsz, *gx.shape[1:]).unbind(0)
 
+
 class _Cell(torch.autograd.Function):
     """Gate arithmetic of Figure 5 on pre-activations in f, i, o, g channel order.
 
@@ -119,7 +135,11 @@ class _Cell(torch.autograd.Function):
         s = torch.sigmoid(pre[:, : 3 * hidden])  # f, i, o in one call
         g = torch.tanh(pre[:, 3 * hidden :])
         f, i, o = s[:, :hidden], s[:, hidden : 2 * hidden], s[:, 2 * hidden :]
-        c = i * g if c_prev is None else torch.addcmul(f * c_prev, i, g)
+        if c_prev is None:
+            c = i * g
+        else:
+            c = f * c_prev
+            c.addcmul_(i, g)
         tc = torch.tanh(c)
         ctx.hidden = hidden
         ctx.save_for_backward(s, g, c_prev, tc)
@@ -127,11 +147,13 @@ class _Cell(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, dh, dc):
+        # In-place chains below: each full-size temporary is allocated once (fresh large
+        # allocations page-fault on CPU, so they cost more than the arithmetic).
         s, g, c_prev, tc = ctx.saved_tensors
         n = ctx.hidden
         f, i, o = s[:, :n], s[:, n : 2 * n], s[:, 2 * n :]
         dh = torch.zeros_like(tc) if dh is None else dh
-        dct = (1 - tc * tc).mul_(o).mul_(dh)  # dL/dc_t through h_t = o . tanh(c_t)
+        dct = torch.mul(tc, tc).neg_().add_(1).mul_(o).mul_(dh)  # dL/dc_t via h_t = o . tanh(c_t)
         if dc is not None:
             dct += dc
         fmt = torch.channels_last if s.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
@@ -143,7 +165,7 @@ class _Cell(torch.autograd.Function):
             torch.mul(dct, c_prev, out=dsig[:, :n])  # df
         torch.mul(dct, g, out=dsig[:, n : 2 * n])  # di
         torch.mul(dh, tc, out=dsig[:, 2 * n :])  # do
-        dsig.mul_(s * (1 - s))  # through the sigmoids
-        torch.mul(dct, i, out=dpre[:, 3 * n :]).mul_(1 - g * g)  # dg, through the tanh
-        dc_prev = None if c_prev is None else (dct * f).to(c_prev.dtype)
+        dsig.mul_(torch.mul(s, s).neg_().add_(s))  # through the sigmoids: s - s^2
+        torch.mul(dct, i, out=dpre[:, 3 * n :]).mul_(torch.mul(g, g).neg_().add_(1))  # dg, via tanh
+        dc_prev = None if c_prev is None else dct.mul_(f).to(c_prev.dtype)  # dct is no longer needed
         return dpre, dc_prev, None
