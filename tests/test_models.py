@@ -177,11 +177,12 @@ def test_input_conv_chunks_and_memory_format_do_not_change_results(monkeypatch):
 
 @pytest.mark.parametrize("fusion,layers", [("initial", 2), (2, 3), ("3", 3)])
 def test_no_grad_pooling_path_gives_the_same_values(fusion, layers):
-    # Without autograd h_t is pooled channels-last (faster on CPU); the values must not change,
+    # Without autograd h_t is pooled channels-last (faster on CPU); the values must not change
+    # beyond fp32 rounding (the convolution library may pick another algorithm without autograd),
     # odd sizes included (7 -> 3 at the third layer).
     model = small_model(fusion, layers)
     image, spec = inputs(steps=4)
     with_grad = model(image, spec, return_sequence=True)
     assert with_grad.requires_grad
     with torch.no_grad():
-        torch.testing.assert_close(model(image, spec, return_sequence=True), with_grad, rtol=0, atol=0)
+        torch.testing.assert_close(model(image, spec, return_sequence=True), with_grad, rtol=1e-5, atol=1e-6)
