@@ -19,7 +19,7 @@ import torch
 
 from earlyfusion import figures
 from earlyfusion.checkpoint import run_digest
-from earlyfusion.data.dataset import AudioVisualData
+from earlyfusion.data.dataset import AudioVisualData, describe
 from earlyfusion.data.show import render_noise_examples
 from earlyfusion.evaluate import evaluate_checkpoint, load_trained, write_rows
 from earlyfusion.experiments import Profile, Run
@@ -161,10 +161,19 @@ def execute(profile: Profile, runs: list[Run], out: Path, meta: dict[str, Any], 
     write_rows(_as_csv_rows(csvs), out / "results.csv")
     records = run_inspection(profile, runs, out)
     render_figures(profile, runs, rows, records, out)
-    meta = {**meta, "wall_seconds_this_invocation": round(time.perf_counter() - t0, 1)}
+    meta = {**meta, "data": _data_summary(runs[0]),
+            "wall_seconds_this_invocation": round(time.perf_counter() - t0, 1)}
     report = write_report(rows, out / "report.md", inspection=records, meta=meta)
     _log(f"figures in {out / 'figures'}, report {report}")
     return report
+
+
+def _data_summary(run: Run) -> str:
+    d = describe(run.cfg.data)
+    return (f"{d['root']}: MNIST {d['mnist_images']:,} images, FSDD {d['fsdd_version']} "
+            f"{d['fsdd_recordings']:,} recordings; test split {d['splits']['test']['pairs']:,} pairs; "
+            f"audio padded to {d['audio_samples']:,} samples ({d['frames']} x {d['bins']}, "
+            f"{d['truncated_recordings']} truncated), {d['features']} features")
 
 
 def _as_csv_rows(csvs: list[Path]):
