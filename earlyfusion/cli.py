@@ -64,7 +64,8 @@ def _cmd_reproduce(args):
 def _cmd_bench(args):
     from earlyfusion.bench import format_table, run_bench
 
-    result = run_bench(quick=args.quick, hidden=args.hidden, batch_size=args.batch_size, device=args.device)
+    result = run_bench(quick=args.quick, hidden=args.hidden, batch_size=args.batch_size, steps=args.steps,
+                       device=args.device, threads=args.threads, data=args.data, memory_format=args.memory_format)
     print(json.dumps(result, indent=2) if args.json else format_table(result))
 
 
@@ -111,9 +112,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="throughput of models, reference and data path")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
-    bench.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke run)")
+    bench.add_argument("--quick", action="store_true", help="one round, 8 frames, batch 4 (a smoke run)")
     bench.add_argument("--hidden", type=int, default=64, help="C-LSTM units (paper: 64)")
-    bench.add_argument("--batch-size", type=int, default=32)
+    bench.add_argument("--batch-size", type=int, default=None,
+                       help="training batch (inference: twice it); default 8, quick 4")
+    bench.add_argument("--steps", type=int, default=None, help="spectrogram frames T (default 92, quick 8)")
+    bench.add_argument("--threads", type=int, default=1,
+                       help="torch intra-op threads (default 1: on a shared 2-core machine 2 were far slower)")
+    bench.add_argument("--data", default=None,
+                       help="data root for the data path, or 'synthetic' (default: $EARLYFUSION_DATA, ../shared/data)")
+    bench.add_argument("--memory-format", default="auto", choices=["auto", "nchw", "channels_last"],
+                       help="activation layout of the models (auto: NCHW on CPU, channels-last on CUDA)")
     bench.add_argument("--device", default="auto")
     bench.set_defaults(func=_cmd_bench)
     return parser
