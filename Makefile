@@ -26,7 +26,7 @@ test: install
 	$(BIN)/python -m pytest -q
 
 reproduce: install
-	$(BIN)/earlyfusion reproduce --profile quick
+	$(BIN)/earlyfusion reproduce --profile quick --jobs 2
 
 bench: install
 	$(BIN)/earlyfusion bench

@@ -56,6 +56,7 @@ class TrainConfig:
     epochs: int = 1
     batch_size: int = 32
     lr: float = 1e-3  # paper A.2: Adam, 0.001
+    schedule: str = "constant"  # "constant" (the paper) | "cosine": lr decays to 0 over the run
     seed: int = 0
     precision: str = "bf16"  # "bf16" (autocast) | "fp32"
     device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"

@@ -55,6 +55,8 @@ class Plan:
 
 def make_plan(data: AudioVisualData, cfg: Config) -> Plan:
     t = cfg.train
+    if t.schedule not in SCHEDULES:
+        raise ValueError(f"train.schedule must be one of {SCHEDULES}, got {t.schedule!r}")
     if t.pairs < 1 or t.batch_size < 1 or t.epochs < 1:
         raise ValueError(f"train.pairs, batch_size and epochs must be >= 1, got {t.pairs}, {t.batch_size}, {t.epochs}")
     img, aud = data.pairs("train").sample(t.pairs, generator(torch.device("cpu"), t.seed, "train-pairs"))
@@ -116,8 +118,20 @@ def train(cfg: Config, run_dir: Path, *, resume: bool = True, progress: bool = T
     return metrics
 
 
+SCHEDULES = ("constant", "cosine")
+
+
+def learning_rate(cfg: Config, step: int, total_steps: int) -> float:
+    """The lr of one step, a function of the step alone (so a resumed run matches)."""
+    if cfg.train.schedule == "constant":
+        return cfg.train.lr
+    return 0.5 * cfg.train.lr * (1 + math.cos(math.pi * step / total_steps))
+
+
 def _step(model, opt, data, cfg, plan, step, device) -> tuple[float, int]:
     epoch, img_idx, aud_idx = plan.batch(step)
+    for group in opt.param_groups:
+        group["lr"] = learning_rate(cfg, step, plan.total_steps)
     g = generator(device, cfg.train.seed, "noise", step)
     image, spec, label = data.batch(img_idx, aud_idx, audio_snr=cfg.train.audio_snr,
                                     visual_snr=cfg.train.visual_snr, generator=g)

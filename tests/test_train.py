@@ -13,7 +13,7 @@ import torch
 from earlyfusion.checkpoint import load_checkpoint
 from earlyfusion.config import build_config
 from earlyfusion.data.dataset import AudioVisualData
-from earlyfusion.train import CHECKPOINT, train
+from earlyfusion.train import CHECKPOINT, learning_rate, train
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 pytestmark = pytest.mark.skipif(not (SHARED / "mnist").is_dir(), reason="needs ../shared/data")
@@ -75,7 +75,7 @@ def _wait_for_partial_checkpoint(proc, path: Path, timeout: float = 120.0) -> No
 
 
 def test_kill_and_resume_gives_the_uninterrupted_weights(tmp_path, tiny_data):
-    extra = ["train.pairs=640", "train.checkpoint_every=3", "train.epochs=2"]
+    extra = ["train.pairs=640", "train.checkpoint_every=3", "train.epochs=2", "train.schedule=cosine"]
     killed = tmp_path / "killed"
     cmd = [sys.executable, "-m", "earlyfusion.cli", "train", "--run-dir", str(killed), "--data-root", str(SHARED)]
     for o in TINY + extra:
@@ -97,3 +97,16 @@ def test_kill_and_resume_gives_the_uninterrupted_weights(tmp_path, tiny_data):
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
     assert resumed["val_accuracy"] == clean["val_accuracy"]
+
+
+def test_learning_rate_schedules():
+    cosine = tiny_config("train.schedule=cosine", "train.lr=0.004")
+    assert learning_rate(cosine, 0, 100) == pytest.approx(0.004)
+    assert learning_rate(cosine, 50, 100) == pytest.approx(0.002)
+    assert learning_rate(cosine, 99, 100) < 1e-5
+    assert learning_rate(tiny_config(), 70, 100) == tiny_config().train.lr
+
+
+def test_unknown_schedule_is_an_error(tmp_path, tiny_data):
+    with pytest.raises(ValueError, match="train.schedule"):
+        train(tiny_config("train.schedule=linear"), tmp_path, data=tiny_data, progress=False)
