@@ -176,13 +176,30 @@ def test_input_conv_chunks_and_memory_format_do_not_change_results(monkeypatch):
 
 
 @pytest.mark.parametrize("fusion,layers", [("initial", 2), (2, 3), ("3", 3)])
-def test_no_grad_pooling_path_gives_the_same_values(fusion, layers):
-    # Without autograd h_t is pooled channels-last (faster on CPU); the values must not change
-    # beyond fp32 rounding (the convolution library may pick another algorithm without autograd),
-    # odd sizes included (7 -> 3 at the third layer).
+def test_no_grad_gives_the_same_values(fusion, layers):
+    # Evaluation runs without autograd; the values must not change beyond fp32 rounding (the
+    # convolution library may pick another algorithm then), odd sizes included (7 -> 3).
     model = small_model(fusion, layers)
     image, spec = inputs(steps=4)
     with_grad = model(image, spec, return_sequence=True)
     assert with_grad.requires_grad
     with torch.no_grad():
         torch.testing.assert_close(model(image, spec, return_sequence=True), with_grad, rtol=1e-5, atol=1e-6)
+
+
+def test_channels_last_pooling_matches_max_pool2d_ties_included():
+    from earlyfusion.models.fusion import _Pool2
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 7, 7, dtype=torch.double, requires_grad=True)  # odd size: floor to 3x3
+    assert torch.autograd.gradcheck(_Pool2.apply, (x,))
+    # A constant map ties in every window (h_1 of the audio-only model is spatially uniform):
+    # the gradient must go to the same single position as nn.functional.max_pool2d's.
+    for base in (torch.ones(2, 3, 6, 6), torch.randn(2, 3, 6, 6).round()):
+        a, b = base.clone().requires_grad_(), base.clone().requires_grad_()
+        g = torch.randn(2, 3, 3, 3)
+        out = _Pool2.apply(a)
+        torch.testing.assert_close(out, torch.nn.functional.max_pool2d(b, 2), rtol=0, atol=0)
+        out.backward(g)
+        torch.nn.functional.max_pool2d(b, 2).backward(g)
+        assert torch.equal(a.grad, b.grad) and a.grad.is_contiguous()

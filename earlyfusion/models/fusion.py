@@ -167,17 +167,33 @@ class FusionNet(nn.Module):
 
 
 def _pool_stack(hs: list[torch.Tensor], memory_format: torch.memory_format) -> torch.Tensor:
-    """2x2 max pool of each h_t, stacked time-major (T, B, C, S/2, S/2) in ``memory_format``.
-
-    Without autograd, h_t is pooled channels-last: CPU max pooling ran ~15x faster that way
-    than NCHW at these sizes, more than the layout copy costs (inference 1.1-1.2x faster,
-    measured; BENCHMARKS.md). In training the copy's backward hands NCHW h_t a channels-last
-    gradient whose accumulation was slower than the pooling saved, so NCHW pools there as is.
-    """
-    if memory_format == torch.channels_last or (torch.is_grad_enabled() and hs[0].requires_grad):
+    """2x2 max pool of each h_t, stacked time-major (T, B, C, S/2, S/2) in ``memory_format``."""
+    if memory_format == torch.channels_last:
         return torch.stack([F.max_pool2d(h, 2) for h in hs])
-    pooled = torch.stack([F.max_pool2d(h.contiguous(memory_format=torch.channels_last), 2) for h in hs])
-    return pooled.contiguous()  # time-major NCHW: (T*B, C, H, W) stays a view
+    return torch.stack([_Pool2.apply(h) for h in hs]).contiguous()  # (T*B, C, H, W) stays a view
+
+
+class _Pool2(torch.autograd.Function):
+    """2x2 max pool of an NCHW tensor, computed channels-last, its gradient NCHW.
+
+    CPU max pooling ran 5-20x faster channels-last than NCHW at these sizes (a (32, 64, 28, 28)
+    fp32 pool: 10 ms NCHW, 0.5 ms channels-last, one thread), more than the layout copy costs.
+    The indices do not depend on the layout, so the backward runs NCHW on NCHW gradients
+    (a channels-last gradient made the accumulation into h_t's NCHW gradient slow).
+    """
+
+    @staticmethod
+    def forward(ctx, h):
+        out, idx = torch.ops.aten.max_pool2d_with_indices(h.contiguous(memory_format=torch.channels_last),
+                                                          [2, 2], [2, 2])
+        ctx.save_for_backward(h, idx)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        h, idx = ctx.saved_tensors
+        return torch.ops.aten.max_pool2d_with_indices_backward(grad.contiguous(), h, [2, 2], [2, 2], [0, 0], [1, 1],
+                                                               False, idx.contiguous())
 
 
 def parse_fusion(fusion: str | int, layers: int) -> int | None:
