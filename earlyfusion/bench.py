@@ -62,8 +62,6 @@ def make_plan(quick: bool, hidden: int = 64, batch_size: int | None = None, step
                 dense=128 if hidden >= 32 else 4 * hidden)
 
 
-# ---- nominal FLOPs (convolutions and matrix products; backward counted as 2x forward) ----
-
 def _conv_flops(side: int, c_in: int, c_out: int, kernel: int) -> int:
     return 2 * side * side * c_in * c_out * kernel * kernel
 
@@ -99,8 +97,6 @@ def train_flops(model, steps: int) -> int:
     """Nominal FLOPs of one training example: forward + backward (2x forward)."""
     return 3 * forward_flops(model, steps)
 
-
-# ---- timing -------------------------------------------------------------------------------
 
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
@@ -203,8 +199,6 @@ def measure_ceiling(plan: Plan, precision: str, device: torch.device) -> dict:
     return {"flops_per_s": rates[layout], "layout": layout, "by_layout": rates}
 
 
-# ---- data path --------------------------------------------------------------------------------
-
 def measure_data(plan: Plan, source: str | os.PathLike | None = None) -> dict:
     """Examples/s of noise + padding + spectrogram (+ image noise) for training batches.
 
@@ -263,8 +257,6 @@ def _measure_synthetic(plan: Plan) -> dict:
     return {"examples_per_s": plan.data_batch / seconds, "source": "synthetic (audio path only)",
             "frames": features.n_frames(samples)}
 
-
-# ---- the run and its report -------------------------------------------------------------------
 
 def run_bench(*, quick: bool = False, hidden: int = 64, batch_size: int | None = None, steps: int | None = None,
               device: str = "auto", threads: int | None = 1, data: str | None = None,
