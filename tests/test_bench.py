@@ -118,3 +118,21 @@ def test_data_path_reads_a_data_root(data_root):
     plan = bench.make_plan(True, hidden=2, batch_size=2, steps=3)
     out = bench.measure_data(plan, data_root)
     assert out["source"] == str(data_root) and out["examples_per_s"] > 0 and out["frames"] >= 3
+
+
+def test_memory_format_choice_per_device():
+    # The CUDA path (not measurable without a GPU) picks channels-last; CPU keeps NCHW.
+    import torch
+
+    assert bench._memory_format("auto", torch.device("cuda")) == torch.channels_last
+    assert bench._memory_format("auto", torch.device("cpu")) == torch.contiguous_format
+    assert bench._memory_format("channels_last", torch.device("cpu")) == torch.channels_last
+    with pytest.raises(ValueError):
+        bench._memory_format("nhwc", torch.device("cpu"))
+
+
+def test_channels_last_run_reports_its_layout():
+    out = bench.run_bench(quick=True, hidden=2, batch_size=2, steps=3, device="cpu", data="synthetic",
+                          memory_format="channels_last")
+    assert out["meta"]["memory_format"] == "channels_last"
+    assert out["levels"]["initial"]["bf16"]["train_examples_per_s"] > 0
