@@ -15,9 +15,18 @@ def _config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one config value, e.g. --set train.pairs=3000 (repeatable)")
     p.add_argument("--data-root", help="data folder (default: $EARLYFUSION_DATA, else the download cache)")
+    _threads_arg(p)
+
+
+def _threads_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch intra-op threads (default: one per core; 1 is faster on a busy machine)")
 
 
 def _config(args: argparse.Namespace):
+    from earlyfusion.runtime import set_threads
+
+    set_threads(getattr(args, "threads", None))
     overrides = list(args.overrides)
     if args.data_root:
         overrides.append(f"data.root={args.data_root}")
@@ -57,7 +66,8 @@ def _cmd_reproduce(args):
     from earlyfusion.experiments import reproduce
 
     report = reproduce(profile=args.profile, out=Path(args.out), only=args.only, seeds=args.seeds,
-                       data_root=args.data_root, overrides=args.overrides, jobs=args.jobs)
+                       data_root=args.data_root, overrides=args.overrides, jobs=args.jobs,
+                       threads=args.threads)
     print(f"report: {report}")
 
 
@@ -108,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override a value of every run's config, e.g. --set train.precision=fp32")
     rep.add_argument("--jobs", type=int, default=1,
                      help="runs trained side by side in worker processes (each with cores/jobs threads)")
+    _threads_arg(rep)
     rep.set_defaults(func=_cmd_reproduce)
 
     bench = sub.add_parser("bench", help="throughput of models, reference and data path")

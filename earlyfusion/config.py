@@ -34,7 +34,8 @@ class DataConfig:
     split_seed: int = 0
     stratified: bool = False
     audio_samples: int | None = None  # padded length; None: the longest recording (18,262)
-    features: str = "log"  # "log": log1p(power); "power": the raw power spectrogram
+    features: str = "log"  # "log": log(1 + power / log_floor); "power": the raw power spectrogram
+    log_floor: float = 1.0
     download: bool = True
 
 

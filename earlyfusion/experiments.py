@@ -126,7 +126,8 @@ def write_meta(out: Path, profile: Profile, runs: list[Run], seeds: int) -> dict
 
 def reproduce(*, profile: str = "quick", out: Path = Path("results"), only: list[str] | None = None,
               seeds: int | None = None, data_root: str | None = None,
-              overrides: list[str] | tuple[str, ...] = (), progress: bool = True, jobs: int = 1) -> Path:
+              overrides: list[str] | tuple[str, ...] = (), progress: bool = True, jobs: int = 1,
+              threads: int | None = None) -> Path:
     """Run what is missing, render every figure, write the report; returns the report path."""
     from earlyfusion.pipeline import execute  # heavy imports (torch) only when running
 
@@ -136,5 +137,5 @@ def reproduce(*, profile: str = "quick", out: Path = Path("results"), only: list
     out = Path(out) / prof.name
     out.mkdir(parents=True, exist_ok=True)
     meta = write_meta(out, prof, runs, seeds or prof.seeds)
-    return execute(prof, runs, out, meta, progress=progress, jobs=jobs)
+    return execute(prof, runs, out, meta, progress=progress, jobs=jobs, threads=threads)
 

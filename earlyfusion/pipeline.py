@@ -25,7 +25,7 @@ from earlyfusion.evaluate import evaluate_checkpoint, load_trained, write_rows
 from earlyfusion.experiments import Profile, Run
 from earlyfusion.inspection import inspect_examples
 from earlyfusion.report import write_report
-from earlyfusion.runtime import resolve_device
+from earlyfusion.runtime import resolve_device, set_threads
 from earlyfusion.snr import parse_snr
 from earlyfusion.stats import read_results
 from earlyfusion.train import CHECKPOINT, train
@@ -60,8 +60,7 @@ def _data_for(run: Run, cache: dict[str, AudioVisualData], device: torch.device)
 def _train_and_evaluate(run: Run, out: Path, progress: bool, cache: dict | None = None,
                         threads: int | None = None) -> tuple[Path, dict[str, Any], float]:
     """One run, start to finish (also the body of a worker process when jobs > 1)."""
-    if threads:
-        torch.set_num_threads(threads)
+    set_threads(threads)
     device = resolve_device(run.cfg.train.device)
     run_dir = out / "runs" / run.name
     data = _data_for(run, cache if cache is not None else {}, device)
@@ -76,13 +75,15 @@ def _done_line(i: int, n: int, run: Run, metrics: dict[str, Any], seconds: float
             f"val accuracy {metrics.get('val_accuracy', float('nan')):.3f}, {seconds:.0f} s")
 
 
-def run_all(runs: list[Run], out: Path, progress: bool = True, jobs: int = 1) -> list[Path]:
+def run_all(runs: list[Run], out: Path, progress: bool = True, jobs: int = 1,
+            threads: int | None = None) -> list[Path]:
     """Train and evaluate every run not finished yet; returns the eval CSVs in run order.
 
     With jobs > 1 the runs go to worker processes with cores // jobs threads each: on a small
     CPU, independent single-threaded runs use the cores better than one run's small kernels.
     """
     if jobs <= 1:
+        set_threads(threads)
         cache: dict[str, AudioVisualData] = {}
         csvs = []
         for i, run in enumerate(runs, 1):
@@ -91,7 +92,7 @@ def run_all(runs: list[Run], out: Path, progress: bool = True, jobs: int = 1) ->
             _log(_done_line(i, len(runs), run, metrics, seconds))
             csvs.append(path)
         return csvs
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    threads = threads or max(1, (os.cpu_count() or 1) // jobs)
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
         futures = {pool.submit(_train_and_evaluate, run, out, False, None, threads): run for run in runs}
@@ -154,9 +155,9 @@ def _robustness(spec: dict, both: list[dict], fig_dir: Path) -> Path:
 
 
 def execute(profile: Profile, runs: list[Run], out: Path, meta: dict[str, Any], progress: bool = True,
-            jobs: int = 1) -> Path:
+            jobs: int = 1, threads: int | None = None) -> Path:
     t0 = time.perf_counter()
-    csvs = run_all(runs, out, progress, jobs)
+    csvs = run_all(runs, out, progress, jobs, threads)
     rows = read_results(csvs)
     write_rows(_as_csv_rows(csvs), out / "results.csv")
     records = run_inspection(profile, runs, out)

@@ -20,6 +20,20 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def set_threads(threads: int | None) -> None:
+    """Intra-op threads for this process; None keeps torch's default (one per core).
+
+    On a small CPU shared with other processes, fewer threads can be much faster: OpenMP
+    threads spin-wait on each other (measured: a small model's step 50x slower with 2 threads
+    on a loaded 2-core machine; BENCHMARKS.md).
+    """
+    if threads is None:
+        return
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    torch.set_num_threads(threads)
+
+
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
     """bf16 autocast on CPU or CUDA; fp32 runs as is."""
     if precision not in PRECISIONS:

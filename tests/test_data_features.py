@@ -66,3 +66,13 @@ def test_feature_scaling():
     assert features.scale_features(power, "log")[0] == 0  # silence stays exactly 0
     with pytest.raises(ValueError, match="features must be one of"):
         features.scale_features(power, "mel")
+
+
+def test_log_floor_sets_where_the_log_compresses():
+    power = torch.tensor([0.0, 1e-3, 1.0])
+    scaled = features.scale_features(power, "log", floor=1e-2)
+    np.testing.assert_allclose(scaled, np.log1p(np.array([0.0, 1e-3, 1.0]) / 1e-2), rtol=1e-6)
+    assert scaled[0] == 0  # silence (and the zero padding) stays exactly 0 at any floor
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="log floor"):
+            features.scale_features(power, "log", floor=bad)

@@ -89,10 +89,16 @@ def power_spectrogram(x: torch.Tensor, lengths: torch.Tensor | None = None, chun
     return out
 
 
-def scale_features(power: torch.Tensor, kind: str) -> torch.Tensor:
-    """'log': log1p(power), keeps silence exactly 0; 'power': unchanged (SPEC.md calibration)."""
+def scale_features(power: torch.Tensor, kind: str, floor: float = 1.0) -> torch.Tensor:
+    """'log': log(1 + power / floor), silence stays exactly 0; 'power': unchanged.
+
+    The floor sets where the log starts to compress: FSDD's median spectrogram bin holds a
+    power of ~6e-4, far below 1, where log1p is nearly linear (docs/data.md).
+    """
+    if not floor > 0:
+        raise ValueError(f"log floor must be > 0, got {floor!r}")
     if kind == "log":
-        return torch.log1p(power)
+        return torch.log1p(power / floor)
     if kind == "power":
         return power
     raise ValueError(f"features must be one of {FEATURES}, got {kind!r}")
