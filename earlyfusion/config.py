@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
-import json
 import math
 import types
 import typing
@@ -83,13 +81,6 @@ class Config:
 
     def to_dict(self) -> dict[str, Any]:
         return _to_plain(asdict(self))
-
-    def digest(self, *sections: str) -> str:
-        """Short stable hash of the given sections (all when none)."""
-        plain = self.to_dict()
-        chosen = {k: plain[k] for k in (sections or plain.keys())}
-        blob = json.dumps(chosen, sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:10]
 
 
 SNR_FIELDS = {"audio_snr", "visual_snr", "audio_snrs", "visual_snrs"}

@@ -124,7 +124,7 @@ def render_figures(profile: Profile, runs: list[Run], rows: list[dict], records:
     """Every figure of the profile's experiments, from saved results only."""
     fig_dir = out / "figures"
     fig_dir.mkdir(exist_ok=True)
-    made = [render_noise_examples(runs[0].cfg.data, fig_dir / "figure6_noise_examples.png")]
+    made = [render_noise_examples(runs[0].cfg.data, fig_dir / "figure6_noise_examples.png", also=(".pdf",))]
     ex = profile.experiments
     both = [r for r in rows if r["modality"] == "both"]
     for a, v in ex.get("fusion", {}).get("train_snrs", []):

@@ -39,15 +39,17 @@ def _save_atomic(fig, out: Path) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
     os.close(fd)
     try:
-        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+        fig.savefig(tmp, format=out.suffix.lstrip(".") or "png", dpi=120, bbox_inches="tight")
         os.replace(tmp, out)
     finally:
         Path(tmp).unlink(missing_ok=True)
     return out
 
 
-def render_noise_examples(cfg: DataConfig, out: Path, index: int = 0, seed: int = 0) -> Path:
-    """Write Figure 6 as a PNG: one column per SNR, image above its spectrogram."""
+def render_noise_examples(cfg: DataConfig, out: Path, index: int = 0, seed: int = 0,
+                          also: tuple[str, ...] = ()) -> Path:
+    """Write Figure 6 (format from ``out``'s suffix, plus the suffixes in ``also``, e.g. ".pdf"):
+    one column per SNR, image above its spectrogram."""
     data = AudioVisualData.load(cfg)
     images, specs, label = noise_examples(data, index, seed)
     fig, axes = plt.subplots(2, len(SHOW_SNRS), figsize=(2.2 * len(SHOW_SNRS), 4.6), squeeze=False)
@@ -64,6 +66,8 @@ def render_noise_examples(cfg: DataConfig, out: Path, index: int = 0, seed: int 
         ax.set_yticks([])
     fig.suptitle(f"Test pair {index} (digit {label}): white noise at each SNR; spectrogram log(1 + power)")
     try:
+        for suffix in also:
+            _save_atomic(fig, Path(out).with_suffix(suffix))
         return _save_atomic(fig, Path(out))
     finally:
         plt.close(fig)
