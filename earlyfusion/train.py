@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ class Plan:
     batch_size: int
     epochs: int
     seed: int
+    _order: tuple[int, torch.Tensor] | None = field(default=None, repr=False)
 
     @property
     def steps_per_epoch(self) -> int:
@@ -46,10 +47,16 @@ class Plan:
     def total_steps(self) -> int:
         return self.steps_per_epoch * self.epochs
 
+    def order(self, epoch: int) -> torch.Tensor:
+        """The epoch's permutation of the N pairs (computed once per epoch)."""
+        if self._order is None or self._order[0] != epoch:
+            g = generator(torch.device("cpu"), self.seed, "order", epoch)
+            self._order = (epoch, torch.randperm(len(self.image_idx), generator=g))
+        return self._order[1]
+
     def batch(self, step: int) -> tuple[int, torch.Tensor, torch.Tensor]:
         epoch, b = divmod(step, self.steps_per_epoch)
-        order = torch.randperm(len(self.image_idx), generator=generator(torch.device("cpu"), self.seed, "order", epoch))
-        take = order[b * self.batch_size:(b + 1) * self.batch_size]
+        take = self.order(epoch)[b * self.batch_size:(b + 1) * self.batch_size]
         return epoch, self.image_idx[take], self.audio_idx[take]
 
 
