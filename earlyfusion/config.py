@@ -34,6 +34,7 @@ class DataConfig:
     audio_samples: int | None = None  # padded length; None: the longest recording (18,262)
     features: str = "log"  # "log": log(1 + power / log_floor); "power": the raw power spectrogram
     log_floor: float = 1.0
+    feature_gain: float = 1.0  # multiplies the features; padding stays exactly 0
     download: bool = True
 
 

@@ -76,3 +76,13 @@ def test_log_floor_sets_where_the_log_compresses():
     for bad in (0.0, -1.0, float("nan")):
         with pytest.raises(ValueError, match="log floor"):
             features.scale_features(power, "log", floor=bad)
+
+
+def test_feature_gain_scales_and_keeps_silence_zero():
+    power = torch.tensor([0.0, 1e-3, 1.0])
+    np.testing.assert_allclose(features.scale_features(power, "log", gain=20.0), 20 * np.log1p([0.0, 1e-3, 1.0]),
+                               rtol=1e-6)
+    assert features.scale_features(power, "log", gain=20.0)[0] == 0
+    np.testing.assert_allclose(features.scale_features(power, "power", gain=3.0), 3 * power.numpy())
+    with pytest.raises(ValueError, match="gain"):
+        features.scale_features(power, "log", gain=0.0)

@@ -54,7 +54,7 @@ class AudioVisualData:
 
     def __init__(self, cfg: DataConfig, images: np.ndarray, image_labels: np.ndarray, mnist_files: list[str],
                  rec: fsdd.Recordings, device: str | torch.device = "cpu", root: Path | None = None):
-        features.scale_features(torch.zeros(1), cfg.features, cfg.log_floor)  # validate early
+        features.scale_features(torch.zeros(1), cfg.features, cfg.log_floor, cfg.feature_gain)  # validate early
         self.cfg, self.root, self.device = cfg, root, torch.device(device)
         self.images = torch.from_numpy(np.ascontiguousarray(images)).to(self.device)
         self.image_labels = torch.from_numpy(image_labels).to(self.device)
@@ -149,7 +149,7 @@ class AudioVisualData:
             if noisy:
                 seg = self._add_audio_noise(seg, n, idx[rows.to(self.device)], snr, generator, noise_seed)
             out[rows.to(self.device), t0:] = features.frames_power(seg, t0)
-        return features.scale_features(out, self.cfg.features, self.cfg.log_floor)
+        return features.scale_features(out, self.cfg.features, self.cfg.log_floor, self.cfg.feature_gain)
 
     def _add_audio_noise(self, seg, lengths, keys, snr, generator, noise_seed) -> torch.Tensor:
         """seg (b, S) holds each recording's real samples at its end; noise goes there only."""

@@ -89,16 +89,19 @@ def power_spectrogram(x: torch.Tensor, lengths: torch.Tensor | None = None, chun
     return out
 
 
-def scale_features(power: torch.Tensor, kind: str, floor: float = 1.0) -> torch.Tensor:
-    """'log': log(1 + power / floor), silence stays exactly 0; 'power': unchanged.
+def scale_features(power: torch.Tensor, kind: str, floor: float = 1.0, gain: float = 1.0) -> torch.Tensor:
+    """'log': gain * log(1 + power / floor), silence stays exactly 0; 'power': gain * power.
 
     The floor sets where the log starts to compress: FSDD's median spectrogram bin holds a
-    power of ~6e-4, far below 1, where log1p is nearly linear (docs/data.md).
+    power of ~6e-4, far below 1, where log1p is nearly linear. The gain sets the audio input's
+    scale against the image's (docs/data.md has the measurements behind both defaults).
     """
     if not floor > 0:
         raise ValueError(f"log floor must be > 0, got {floor!r}")
+    if not gain > 0:
+        raise ValueError(f"feature gain must be > 0, got {gain!r}")
     if kind == "log":
-        return torch.log1p(power / floor)
+        return torch.log1p(power / floor).mul_(gain) if gain != 1 else torch.log1p(power / floor)
     if kind == "power":
-        return power
+        return power * gain if gain != 1 else power
     raise ValueError(f"features must be one of {FEATURES}, got {kind!r}")
