@@ -125,7 +125,8 @@ def render_figures(profile: Profile, runs: list[Run], rows: list[dict], records:
     fig_dir = out / "figures"
     fig_dir.mkdir(exist_ok=True)
     made = [render_noise_examples(runs[0].cfg.data, fig_dir / "figure6_noise_examples.png", also=(".pdf",))]
-    ex = profile.experiments
+    ran = set().union(*(r.experiments for r in runs))  # --only may have skipped some
+    ex = {name: spec for name, spec in profile.experiments.items() if name in ran}
     both = [r for r in rows if r["modality"] == "both"]
     for a, v in ex.get("fusion", {}).get("train_snrs", []):
         a, v = parse_snr(a), parse_snr(v)
