@@ -21,6 +21,13 @@ from earlyfusion.config import Config, apply_overrides, build_config
 from earlyfusion.snr import ORIG, format_snr
 
 EXPERIMENTS = ("fusion", "robustness", "unimodal", "inspection")
+# The keys each experiment takes; `seeds` (optional) overrides the profile's seeds for it.
+EXPERIMENT_KEYS = {
+    "fusion": {"fusions", "train_snrs", "seeds"},
+    "robustness": {"train_audio_snrs", "train_visual_snrs", "seeds"},
+    "unimodal": {"visual", "audio", "seeds"},
+    "inspection": {"train_snr", "examples", "scenarios"},
+}
 PROFILE_DIR = Path(__file__).resolve().parent / "configs"
 
 
@@ -56,6 +63,8 @@ def load_profile(name_or_path: str) -> Profile:
     raw = yaml.safe_load(path.read_text()) or {}
     unknown = set(raw) - {"name", "description", "seeds", "base", "experiments"}
     bad = set(raw.get("experiments", {})) - set(EXPERIMENTS)
+    bad |= {f"{name}.{key}" for name, spec in (raw.get("experiments") or {}).items() if name in EXPERIMENT_KEYS
+            for key in set(spec or {}) - EXPERIMENT_KEYS[name]}
     if unknown or bad:
         raise ValueError(f"{path}: unknown keys {sorted(unknown | bad)}")
     build_config(raw.get("base"))  # validate the base now, not after an hour of training
@@ -96,8 +105,10 @@ def plan_runs(profile: Profile, *, only: list[str] | None = None, seeds: int | N
     if chosen - set(EXPERIMENTS):
         raise ValueError(f"--only takes {EXPERIMENTS}, got {sorted(chosen - set(EXPERIMENTS))}")
     runs: dict[str, Run] = {}
-    for seed in range(seeds or profile.seeds):
-        for exp, fusion, modality, a, v in _settings(profile, chosen):
+    for exp, fusion, modality, a, v in _settings(profile, chosen):
+        # The inspection reads the seed-0 model; --seeds overrides every experiment's seeds.
+        n = 1 if exp == "inspection" else seeds or profile.experiments[exp].get("seeds", profile.seeds)
+        for seed in range(n):
             cfg = _run_config(profile, list(overrides), fusion=fusion, modality=modality, audio=a, visual=v, seed=seed)
             run = runs.setdefault(Run(cfg).name, Run(cfg))
             run.experiments.add(exp)

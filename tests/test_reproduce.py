@@ -34,6 +34,18 @@ def test_seeds_multiply_runs():
     assert {r.cfg.train.seed for r in three} == {0, 1, 2}
 
 
+def test_an_experiment_can_have_its_own_seeds(tmp_path):
+    (tmp_path / "p.yaml").write_text(
+        "seeds: 1\nexperiments:\n  fusion: {fusions: [initial, fc], train_snrs: [[0.5, 0.25]], seeds: 3}\n"
+        "  unimodal: {visual: [orig]}\n")
+    runs = plan_runs(load_profile(str(tmp_path / "p.yaml")))
+    seeds = {(r.cfg.model.fusion, r.cfg.model.modality): set() for r in runs}
+    for r in runs:
+        seeds[(r.cfg.model.fusion, r.cfg.model.modality)].add(r.cfg.train.seed)
+    assert seeds == {("initial", "both"): {0, 1, 2}, ("fc", "both"): {0, 1, 2}, ("initial", "visual"): {0}}
+    assert len(plan_runs(load_profile(str(tmp_path / "p.yaml")), seeds=2)) == 2 * 2 + 2  # --seeds wins
+
+
 def test_bad_profile_and_only_are_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="built-in profiles"):
         load_profile("nosuchprofile")
@@ -42,6 +54,9 @@ def test_bad_profile_and_only_are_errors(tmp_path):
     (tmp_path / "p.yaml").write_text("base:\n  model: {hiden: 3}\n")
     with pytest.raises(ValueError, match="hiden"):
         load_profile(str(tmp_path / "p.yaml"))
+    (tmp_path / "q.yaml").write_text("experiments:\n  fusion: {fusions: [fc], train_snr: [[1, 1]]}\n")
+    with pytest.raises(ValueError, match="fusion.train_snr"):
+        load_profile(str(tmp_path / "q.yaml"))
 
 
 @pytest.mark.slow
