@@ -126,13 +126,22 @@ def _fit_eval_grid(run: Run) -> None:
         e.visual_snrs = [ORIG]
 
 
-def write_meta(out: Path, profile: Profile, runs: list[Run], seeds: int) -> dict[str, Any]:
-    meta = {"profile": profile.name, "description": profile.description, "seeds": seeds,
-            "runs": len(runs), "code_version": code_version(),
-            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "command": f"earlyfusion reproduce --profile {profile.name}"}
+def write_meta(out: Path, profile: Profile, runs: list[Run], command: str) -> dict[str, Any]:
+    meta = {"profile": profile.name, "description": profile.description,
+            "seeds": sorted({r.cfg.train.seed for r in runs}), "runs": len(runs), "code_version": code_version(),
+            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "command": command}
     (out / "meta.json").write_text(json.dumps(meta, indent=2))
     return meta
+
+
+def _command(profile: str, only, seeds, overrides, jobs) -> str:
+    """The reproduce call as a command line, for the report's provenance."""
+    parts = ["earlyfusion reproduce", f"--profile {profile}"]
+    parts += [f"--only {name}" for name in only or []]
+    parts += [f"--seeds {seeds}"] if seeds else []
+    parts += [f"--set {o}" for o in overrides]
+    parts += [f"--jobs {jobs}"] if jobs > 1 else []
+    return " ".join(parts)
 
 
 def reproduce(*, profile: str = "quick", out: Path = Path("results"), only: list[str] | None = None,
@@ -147,6 +156,6 @@ def reproduce(*, profile: str = "quick", out: Path = Path("results"), only: list
     runs = plan_runs(prof, only=only, seeds=seeds, overrides=extra)
     out = Path(out) / prof.name
     out.mkdir(parents=True, exist_ok=True)
-    meta = write_meta(out, prof, runs, seeds or prof.seeds)
+    meta = write_meta(out, prof, runs, _command(profile, only, seeds, overrides, jobs))
     return execute(prof, runs, out, meta, progress=progress, jobs=jobs, threads=threads)
 
