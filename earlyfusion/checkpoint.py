@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import pickle
 import subprocess
 import zipfile
@@ -15,6 +14,7 @@ from typing import Any
 import torch
 
 from earlyfusion import __version__
+from earlyfusion.atomic import atomic_path
 from earlyfusion.config import Config, config_from_dict
 
 FORMAT = 1
@@ -40,14 +40,8 @@ def code_version() -> str:
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     """Write to a temporary file beside ``path``, then rename: never a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
+    with atomic_path(path) as tmp:
         torch.save({"format": FORMAT, "code_version": code_version(), **payload}, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

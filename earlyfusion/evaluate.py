@@ -15,6 +15,7 @@ from typing import Any, Iterable
 import torch
 from tqdm import tqdm
 
+from earlyfusion.atomic import atomic_path
 from earlyfusion.checkpoint import checkpoint_config, load_checkpoint
 from earlyfusion.config import Config, EvalConfig
 from earlyfusion.data.dataset import AudioVisualData
@@ -132,16 +133,12 @@ def run_columns(run: str, cfg: Config) -> dict[str, Any]:
 
 
 def write_rows(rows: Iterable[dict[str, Any]], path: Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as fh:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=COLUMNS)
         writer.writeheader()
         for row in rows:
             writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-    tmp.replace(path)
-    return path
+    return Path(path)
 
 
 def load_trained(path: Path, device: torch.device) -> tuple[torch.nn.Module, Config]:

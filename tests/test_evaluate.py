@@ -10,7 +10,6 @@ from earlyfusion.config import build_config
 from earlyfusion.data.dataset import AudioVisualData
 from earlyfusion.evaluate import COLUMNS, count_correct, evaluate_checkpoint, evaluate_grid, fixed_test_pairs
 from earlyfusion.models import build_model_from_config
-from earlyfusion.runtime import resolve_device
 from earlyfusion.train import CHECKPOINT, train
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"

@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from earlyfusion.config import ModelConfig
-from earlyfusion.models import build_model, build_model_from_config
+from earlyfusion.models import build_model
 from earlyfusion.models.reference import ReferenceNet
 
 # (fusion, layers): the paper's three models plus deeper stacks fused at layer 2 and 3.

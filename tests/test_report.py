@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pytest
 
 from earlyfusion import report, stats
 from test_stats import make_rows, make_unimodal_rows, surface

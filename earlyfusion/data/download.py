@@ -10,10 +10,11 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+from earlyfusion.atomic import atomic_path
 
 CHUNK = 1 << 20
 
@@ -24,43 +25,24 @@ def user_cache_dir() -> Path:
     return Path(base) / "earlyfusion"
 
 
-def file_digest(path: Path, algorithm: str = "md5") -> str:
-    h = hashlib.new(algorithm)
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(CHUNK), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def atomic_target(dest: Path) -> tuple[int, Path]:
-    """A temporary file beside ``dest`` (same file system, so rename is atomic)."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    return fd, Path(tmp)
-
-
 def fetch(url: str, dest: Path, md5: str | None = None, *, timeout: float = 60.0) -> Path:
     """Download ``url`` to ``dest`` atomically; verify its md5 when given.
 
     Raises ValueError on a checksum mismatch and OSError when the server cannot be
     reached; in both cases nothing is left at ``dest`` or beside it.
     """
-    dest = Path(dest)
-    fd, tmp = atomic_target(dest)
     try:
-        digest = hashlib.md5()
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
-            for block in iter(lambda: resp.read(CHUNK), b""):
-                digest.update(block)
-                out.write(block)
-        if md5 is not None and digest.hexdigest() != md5:
-            raise ValueError(f"checksum mismatch for {url}: md5 {digest.hexdigest()}, expected {md5}")
-        os.replace(tmp, dest)
+        with atomic_path(dest) as tmp:
+            digest = hashlib.md5()
+            with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+                for block in iter(lambda: resp.read(CHUNK), b""):
+                    digest.update(block)
+                    out.write(block)
+            if md5 is not None and digest.hexdigest() != md5:
+                raise ValueError(f"checksum mismatch for {url}: md5 {digest.hexdigest()}, expected {md5}")
     except urllib.error.URLError as exc:
         raise OSError(f"could not download {url}: {exc.reason}") from exc
-    finally:
-        tmp.unlink(missing_ok=True)
-    return dest
+    return Path(dest)
 
 
 def replace_dir(src: Path, dest: Path) -> None:

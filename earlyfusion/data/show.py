@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -12,6 +10,7 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
+from earlyfusion.atomic import atomic_path  # noqa: E402
 from earlyfusion.config import DataConfig  # noqa: E402
 from earlyfusion.data.dataset import AudioVisualData  # noqa: E402
 from earlyfusion.snr import ORIG, format_snr  # noqa: E402
@@ -35,14 +34,8 @@ def noise_examples(data: AudioVisualData, index: int, seed: int, snrs=SHOW_SNRS)
 
 
 def _save_atomic(fig, out: Path) -> Path:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-    os.close(fd)
-    try:
+    with atomic_path(out) as tmp:
         fig.savefig(tmp, format=out.suffix.lstrip(".") or "png", dpi=120, bbox_inches="tight")
-        os.replace(tmp, out)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
     return out
 
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from earlyfusion.atomic import atomic_path
 
 SPLITS = ("train", "val", "test")
 MANIFEST_VERSION = 1
@@ -64,16 +64,9 @@ def manifest_hash(manifest: dict[str, Any]) -> str:
 
 def save_manifest(manifest: dict[str, Any], path: Path) -> Path:
     """Write the manifest as JSON atomically (temporary file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(manifest, fh, sort_keys=True)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return path
+    with atomic_path(path) as tmp, open(tmp, "w") as fh:
+        json.dump(manifest, fh, sort_keys=True)
+    return Path(path)
 
 
 def load_manifest(path: Path) -> dict[str, Any]:
