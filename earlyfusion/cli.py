@@ -72,10 +72,12 @@ def _cmd_reproduce(args):
 
 
 def _cmd_bench(args):
-    from earlyfusion.bench import format_table, run_bench
+    from earlyfusion.bench import run_bench
+    from earlyfusion.bench_table import format_table
 
     result = run_bench(quick=args.quick, hidden=args.hidden, batch_size=args.batch_size, steps=args.steps,
-                       device=args.device, threads=args.threads, data=args.data, memory_format=args.memory_format)
+                       device=args.device, threads=args.threads, data=args.data, memory_format=args.memory_format,
+                       graphs=args.graphs)
     print(json.dumps(result, indent=2) if args.json else format_table(result))
 
 
@@ -135,6 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--memory-format", default="auto", choices=["auto", "nchw", "channels_last"],
                        help="activation layout of the models (auto: NCHW on CPU, channels-last on CUDA)")
     bench.add_argument("--device", default="auto")
+    bench.add_argument("--graphs", action=argparse.BooleanOptionalAction, default=None,
+                       help="training steps as CUDA graphs, with eager steps timed beside them (default: on CUDA)")
     bench.set_defaults(func=_cmd_bench)
     return parser
 

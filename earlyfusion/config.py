@@ -62,6 +62,7 @@ class TrainConfig:
     device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
     val_pairs: int = 1_000
     checkpoint_every: int = 200  # optimizer steps between checkpoints
+    cuda_graphs: bool = True  # on CUDA: each training step replayed from one CUDA graph (graphs.py)
 
 
 @dataclass

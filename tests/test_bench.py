@@ -11,6 +11,7 @@ import math
 import pytest
 
 from earlyfusion import bench
+from earlyfusion.bench_table import format_table
 from earlyfusion.cli import main
 from earlyfusion.models import build_model
 
@@ -68,7 +69,7 @@ def test_fraction_is_achieved_over_ceiling(result):
 
 
 def test_table_names_every_level_and_target(result):
-    table = bench.format_table(result)
+    table = format_table(result)
     for word in ("initial", "second", "fc", "ceiling fp32", "ceiling bf16", "data path", *bench.TARGETS):
         assert word in table
 
