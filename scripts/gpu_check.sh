@@ -1,17 +1,24 @@
 #!/usr/bin/env bash
-# The GPU checks of issue 5, as one device call (BENCHMARKS.md, GPU): CUDA tests, the
-# paper-scale training run (87,516 pairs, one pass, initial fusion, bf16, CUDA graphs) timed,
-# `earlyfusion bench` on CUDA, a kernel profile of one step, and two comparison runs.
-# Usage: scripts/gpu_check.sh DATA_ROOT OUT_DIR   (DATA_ROOT holds mnist/ and fsdd/recordings/)
+# The GPU checks of issue 5, as one device call (BENCHMARKS.md, GPU).
+# Usage: scripts/gpu_check.sh DATA_ROOT OUT_DIR [tests] [steps] [paper] [bench] [compare]
+#   (DATA_ROOT holds mnist/ and fsdd/recordings/; no part named: all of them)
+#   tests    the CUDA-only tests (graph step vs eager, CUDA vs CPU model)
+#   steps    scripts/gpu_steps.py: step times eager / CUDA graph / graph + compiled cell, a profile
+#   paper    the paper-scale training run: initial fusion, 87,516 pairs, one pass, bf16, CUDA
+#            graphs, batch $PAPER_BATCH (default 256), timed
+#   bench    `earlyfusion bench --device cuda --batch-size 32`
+#   compare  a short eager run (6,400 pairs, batch 32) for the graphs' gain in real training
 # Writes OUT_DIR/summary.txt (everything printed), bench_b32.json, logs.txt (full logs).
 set -u
-DATA=${1:?data root}; OUT=${2:?output folder}
+DATA=${1:?data root}; OUT=${2:?output folder}; shift 2
+PARTS=${*:-tests paper bench steps compare}
 mkdir -p "$OUT"
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 EARLYFUSION_DATA=$DATA
 EF=(python3 -c 'import sys; from earlyfusion.cli import main; sys.exit(main())')
 LOG=$OUT/logs.txt
 exec > >(tee -a "$OUT/summary.txt") 2>&1
 step() { echo; echo "=== $1 ($(date -u +%H:%M:%S))" | tee -a "$LOG"; }
+want() { [[ " $PARTS " == *" $1 "* ]]; }
 
 train() {  # name, timeout, extra --set overrides...
   local name=$1 limit=$2; shift 2
@@ -36,22 +43,27 @@ step "device"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,power.limit --format=csv
 python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "cudnn", torch.backends.cudnn.version())'
 
-step "CUDA tests"
-timeout 120 python3 -m pytest -q -p no:cacheprovider tests/test_graphs.py tests/test_models_api.py -k cuda >> "$LOG" 2>&1
-tail -3 "$LOG"
-
-step "paper-scale training run: initial fusion, 87,516 pairs, batch 32, bf16, CUDA graphs"
-train paper_b32_graphs 200 --set train.batch_size=32
-
-step "bench, paper sizes, batch 32"
-timeout 180 "${EF[@]}" bench --device cuda --batch-size 32 --json > "$OUT/bench_b32.json" 2>> "$LOG"
-python3 -c 'import json,sys; from earlyfusion.bench_table import format_table; print(format_table(json.load(open(sys.argv[1]))))' \
-  "$OUT/bench_b32.json" || tail -5 "$LOG"
-
-step "profile of one eager step (B 32, T 92, bf16)"
-timeout 45 python3 scripts/profile_step.py --batch-size 32 2>&1 | grep -v USDT
-
-step "comparison runs"
-train eager_b32_6400 90 --set train.batch_size=32 --set train.pairs=6400 --set train.cuda_graphs=false
-train paper_b128_graphs 120 --set train.batch_size=128
+if want tests; then
+  step "CUDA tests"
+  timeout 120 python3 -m pytest -q -p no:cacheprovider tests/test_graphs.py tests/test_models_api.py -k cuda >> "$LOG" 2>&1
+  tail -3 "$LOG"
+fi
+if want paper; then
+  step "paper-scale training run: initial fusion, 87,516 pairs, batch ${PAPER_BATCH:-256}, bf16, CUDA graphs"
+  train "paper_b${PAPER_BATCH:-256}_graphs" 120 --set train.batch_size="${PAPER_BATCH:-256}"
+fi
+if want bench; then
+  step "bench, paper sizes, batch 32"
+  timeout 150 "${EF[@]}" bench --device cuda --batch-size 32 --json > "$OUT/bench_b32.json" 2>> "$LOG"
+  python3 -c 'import json,sys; from earlyfusion.bench_table import format_table; print(format_table(json.load(open(sys.argv[1]))))' \
+    "$OUT/bench_b32.json" || tail -5 "$LOG"
+fi
+if want steps; then
+  step "step times: initial fusion, T 92, bf16, channels-last"
+  timeout 120 python3 scripts/gpu_steps.py 2>&1 | grep -v "USDT\|_warn_once\|UserWarning"
+fi
+if want compare; then
+  step "comparison run: eager, batch 32"
+  train eager_b32_6400 90 --set train.batch_size=32 --set train.pairs=6400 --set train.cuda_graphs=false
+fi
 step "done"

@@ -44,6 +44,12 @@ class ConvLSTM(nn.Module):
     audio holds W_*a and exists only when ``audio_dim`` > 0 (the fused layer).
     """
 
+    # True: the gate arithmetic runs as two compiled kernels (forward, backward) in place of
+    # ~25 small ones per step, which bound a GPU step at small batches (BENCHMARKS.md, GPU).
+    # Off by default: torch.compile needs its toolchain (Triton on CUDA, a C++ compiler on
+    # CPU) and compiles at first use.
+    fused_cell = False
+
     def __init__(self, *, in_channels: int, hidden: int, kernel: int, audio_dim: int = 0):
         super().__init__()
         self.hidden = hidden
@@ -54,13 +60,15 @@ class ConvLSTM(nn.Module):
         self.audio = nn.Linear(audio_dim, 4 * hidden, bias=False) if audio_dim else None
 
     def forward(self, x: torch.Tensor, audio: torch.Tensor | None = None, *, steps: int | None = None,
-                keep_all: bool = True, state: tuple[torch.Tensor, torch.Tensor] | None = None
+                keep_all: bool = True, state: tuple[torch.Tensor, torch.Tensor] | None = None,
+                memory_format: torch.memory_format = torch.contiguous_format
                 ) -> tuple[list[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
         """Run the layer over T steps, from ``state`` = (h, c) or from h_0 = c_0 = 0 (None).
 
         x: (B, C, H, W) static input (the image or a static visual map, the same at every
         step) or (T, B, C, H, W) a time-major sequence (so that (T*B, C, H, W) is a view in
-        any memory format); audio: (B, T, D) or None. Returns the hidden states h_1..h_T, each
+        any memory format); audio: (B, T, D) or None; memory_format: the layout of the conv
+        weights, which should match the activations' (the model's). Returns the hidden states h_1..h_T, each
         (B, hidden, H, W) in x's memory format (only h_T when ``keep_all`` is False), and the
         final (h_T, c_T) to continue from.
         """
@@ -68,7 +76,7 @@ class ConvLSTM(nn.Module):
             raise ValueError("audio input must be given exactly when the layer has an audio term")
         static = x.dim() == 4
         steps = steps if steps is not None else (audio.shape[1] if audio is not None else x.shape[0])
-        w_x, b_x, w_h, w_a = self._weights(x.device)
+        w_x, b_x, w_h, w_a = self._weights(x.device, memory_format)
         gxs = self._input_gates(x, w_x, b_x, static, steps)  # T x (B, 4h, H, W)
         # One matmul over all B*T frames: (B, T, D) -> (B, T, 4h), then T x (B, 4h, 1, 1).
         gas = None if audio is None else F.linear(audio, w_a)[..., None, None].unbind(1)
@@ -85,16 +93,19 @@ class ConvLSTM(nn.Module):
                 pre += gx
                 if gas is not None:
                     pre += gas[t]  # broadcast over every position
-            h, c = _Cell.apply(pre, c, self.hidden)
+            h, c = (_FusedCell if self.fused_cell else _Cell).apply(pre, c, self.hidden)
             if keep_all or t == steps - 1:
                 out.append(h)
         return out, (h, c)
 
-    def _weights(self, device: torch.device):
-        """W_x, b, W_h, W_a in f, i, o, g order, cast once to the autocast dtype if active.
+    def _weights(self, device: torch.device, memory_format: torch.memory_format):
+        """W_x, b, W_h, W_a in f, i, o, g order, cast once to the autocast dtype if active,
+        the conv weights in ``memory_format``.
 
         Autocast caches casts of leaf parameters only; the permuted weights are not leaves,
-        so without this it would cast W_h again at every step.
+        so without this it would cast W_h again at every step. The layout matters on CUDA: a
+        one-channel image and NCHW weights made cuDNN convert W_h and h_t to NHWC and back at
+        every step (measured on an H100: 18% of a step's kernel time, BENCHMARKS.md).
         """
         order = _fast_order(self.hidden, device)
         ws = [self.conv_x.weight[order], self.conv_x.bias[order], self.conv_h.weight[order],
@@ -102,6 +113,7 @@ class ConvLSTM(nn.Module):
         if torch.is_autocast_enabled(device.type):
             dtype = torch.get_autocast_dtype(device.type)
             ws = [None if w is None else w.to(dtype) for w in ws]
+        ws[0], ws[2] = (w.contiguous(memory_format=memory_format) for w in (ws[0], ws[2]))
         return ws
 
     def _input_gates(self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, static: bool, steps: int):
@@ -169,3 +181,58 @@ class _Cell(torch.autograd.Function):
         torch.mul(dct, i, out=dpre[:, 3 * n :]).mul_(torch.mul(g, g).neg_().add_(1))  # dg, via tanh
         dc_prev = None if c_prev is None else dct.mul_(f).to(c_prev.dtype)  # dct is no longer needed
         return dpre, dc_prev, None
+
+
+def _cell_math(pre: torch.Tensor, c_prev: torch.Tensor, hidden: int):
+    """Figure 5's gate arithmetic (pre in f, i, o, g order) -> h, c and what backward needs."""
+    s = torch.sigmoid(pre[:, : 3 * hidden])
+    g = torch.tanh(pre[:, 3 * hidden :])
+    f, i, o = s[:, :hidden], s[:, hidden : 2 * hidden], s[:, 2 * hidden :]
+    c = f * c_prev + i * g
+    tc = torch.tanh(c)
+    return o * tc, c, s, g, tc
+
+
+def _cell_grad(dh, dc, s, g, c_prev, tc, hidden: int):
+    """The gradients of ``_cell_math``: dL/dpre (f, i, o, g order) and dL/dc_prev."""
+    f, i, o = s[:, :hidden], s[:, hidden : 2 * hidden], s[:, 2 * hidden :]
+    dct = dh * o * (1 - tc * tc) + dc
+    dsig = torch.cat([dct * c_prev, dct * g, dh * tc], dim=1) * (s - s * s)
+    return torch.cat([dsig, dct * i * (1 - g * g)], dim=1), dct * f
+
+
+_compiled: dict[str, object] = {}
+
+
+def _fused(name: str):
+    """``_cell_math`` or ``_cell_grad`` compiled once per process (lazily: importing is free)."""
+    if name not in _compiled:
+        _compiled[name] = torch.compile({"math": _cell_math, "grad": _cell_grad}[name])
+    return _compiled[name]
+
+
+class _FusedCell(torch.autograd.Function):
+    """``_Cell`` with compiled forward and backward (``ConvLSTM.fused_cell``).
+
+    None (c_0 = 0, or no gradient reaching h_t / c_t) becomes zeros, so that one compiled
+    kernel serves every step.
+    """
+
+    @staticmethod
+    def forward(ctx, pre, c_prev, hidden):
+        ctx.fresh = c_prev is None
+        if c_prev is None:
+            c_prev = torch.zeros_like(pre[:, :hidden])
+        # Detached: requires_grad differs between steps and would make each step recompile.
+        h, c, s, g, tc = _fused("math")(pre.detach(), c_prev.detach(), hidden)
+        ctx.hidden = hidden
+        ctx.save_for_backward(s, g, c_prev, tc)
+        return h, c
+
+    @staticmethod
+    def backward(ctx, dh, dc):
+        s, g, c_prev, tc = ctx.saved_tensors
+        dh = torch.zeros_like(tc) if dh is None else dh
+        dc = torch.zeros_like(tc) if dc is None else dc
+        dpre, dc_prev = _fused("grad")(*(t.detach() for t in (dh, dc, s, g, c_prev, tc)), ctx.hidden)
+        return dpre, (None if ctx.fresh else dc_prev.to(c_prev.dtype)), None

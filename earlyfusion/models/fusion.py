@@ -141,7 +141,8 @@ class FusionNet(nn.Module):
             last = n == len(self.clstm) - 1
             start = None if states is None else tuple(t.contiguous(memory_format=self.memory_format)
                                                       for t in states[n])
-            hs, final = layer(x, a, steps=steps, keep_all=return_sequence or not last, state=start)
+            hs, final = layer(x, a, steps=steps, keep_all=return_sequence or not last, state=start,
+                              memory_format=self.memory_format)
             finals.append(final)
             # Pool each h_t; time-major (T', B, hidden, S/2, S/2) keeps (T'*B, ...) a view.
             x, a = _pool_stack(hs, self.memory_format), None

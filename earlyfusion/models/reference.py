@@ -35,9 +35,10 @@ class RefConvLSTM(nn.Module):
         w = [layer.conv_x.weight, layer.conv_h.weight]  # (4h, C, k, k), (4h, h, k, k), f,i,g,o
         if layer.audio is not None:
             k = layer.kernel
-            centre = torch.zeros(4 * layer.hidden, layer.audio.in_features, k, k)
+            w_a = layer.audio.weight.detach()
+            centre = torch.zeros(4 * layer.hidden, layer.audio.in_features, k, k, dtype=w_a.dtype, device=w_a.device)
             # 'same' padding puts (k - 1) // 2 zeros before each row, so this tap reads the pixel.
-            centre[:, :, (k - 1) // 2, (k - 1) // 2] = layer.audio.weight.detach()
+            centre[:, :, (k - 1) // 2, (k - 1) // 2] = w_a
             w.append(centre)
         self.weight = _param(torch.cat(w, dim=1))
         self.bias = _param(layer.conv_x.bias)

@@ -1,0 +1,91 @@
+"""Training-step times of the initial-fusion model on CUDA: eager, CUDA graph, CUDA graph with
+the compiled gate arithmetic (``ConvLSTM.fused_cell``), and a kernel profile of one eager step.
+
+    python scripts/gpu_steps.py [--batch-sizes 32 256] [--steps 92] [--precision bf16]
+
+Each variant starts from the same weights and takes the same steps on the same batch, so its
+losses must agree with the eager ones (to bf16 rounding). A measuring aid for BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+from earlyfusion.bench import PAPER_PAIRS
+from earlyfusion.graphs import TrainStep, classification_loss, make_optimizer
+from earlyfusion.models import build_model
+from earlyfusion.models.clstm import ConvLSTM
+
+VARIANTS = {"eager": (False, False), "graph": (True, False), "graph+fused": (True, True)}
+
+
+def _step(graphs: bool, fused: bool, precision: str):
+    ConvLSTM.fused_cell = fused
+    torch.manual_seed(0)
+    model = build_model(fusion="initial").cuda()
+    model.memory_format = torch.channels_last
+    opt = make_optimizer(model, 1e-3, capturable=graphs)
+    return TrainStep(model, opt, classification_loss(model, precision, cache=not graphs), graphs=graphs)
+
+
+def _time(step, batch, warmup: int = 3, timed: int = 5) -> tuple[float, list[float]]:
+    losses = [step(*batch).item() for _ in range(warmup)]
+    times = []
+    for _ in range(timed):
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        step(*batch)
+        torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), losses
+
+
+def _profile(step, batch, top: int) -> None:
+    step(*batch)
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        step(*batch)
+        torch.cuda.synchronize()
+    events = [e for e in prof.key_averages() if e.device_type == torch.autograd.DeviceType.CUDA]
+    total = sum(e.self_device_time_total for e in events)
+    print(f"  kernels: {total / 1e3:.1f} ms in {sum(e.count for e in events)} launches")
+    for e in sorted(events, key=lambda e: -e.self_device_time_total)[:top]:
+        print(f"  {e.self_device_time_total / max(total, 1):6.1%} {e.count:6d}x  {e.key[:100]}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 256])
+    ap.add_argument("--steps", type=int, default=92)
+    ap.add_argument("--precision", default="bf16")
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS))
+    ap.add_argument("--profile-top", type=int, default=10)
+    args = ap.parse_args()
+    torch.backends.cudnn.benchmark = True
+    for b in args.batch_sizes:
+        g = torch.Generator(device="cuda").manual_seed(b)
+        batch = (torch.rand(b, 1, 28, 28, device="cuda", generator=g),
+                 torch.rand(b, args.steps, 201, device="cuda", generator=g),
+                 torch.randint(0, 10, (b,), device="cuda", generator=g))
+        for name in args.variants:
+            step = None
+            try:
+                step = _step(*VARIANTS[name], args.precision)
+                sec, losses = _time(step, batch)
+                print(f"B {b:4d} {name:12} {sec * 1e3:8.1f} ms/step {b / sec:8.0f} ex/s  paper run "
+                      f"{PAPER_PAIRS * sec / b:6.1f} s  losses {' '.join(f'{x:.4f}' for x in losses)}", flush=True)
+                if name == "eager" and b == args.batch_sizes[0] and args.profile_top:
+                    _profile(step, batch, args.profile_top)
+            except Exception as exc:  # one variant failing must not hide the others
+                print(f"B {b:4d} {name:12} failed: {type(exc).__name__}: {str(exc)[:300]}", flush=True)
+            del step
+            torch.cuda.empty_cache()
+
+
+if __name__ == "__main__":
+    main()
