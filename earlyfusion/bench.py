@@ -368,20 +368,21 @@ def _cpu_name() -> str:
 
 
 def targets(result: dict) -> dict:
-    """The issue's targets, each {value, target, met}: the CPU ones, and on CUDA the GPU ones."""
+    """The issue's targets, each {value, target, met}: the CPU ones on a CPU, the GPU ones on CUDA."""
     lv = result["levels"]
-    train = [lv[level][p]["train_examples_per_s"] for level in LEVELS for p in DTYPES]
-    values = {
-        "initial_vs_reference_fp32": lv["initial"]["fp32"]["speedup_vs_reference"],
-        "bf16_vs_fp32": min(lv[level]["bf16"]["train_examples_per_s"] / lv[level]["fp32"]["train_examples_per_s"]
-                            for level in ("initial", "second")),
-        "fraction_of_ceiling": min(lv["initial"][p]["train_fraction_of_ceiling"] for p in DTYPES),
-        "data_vs_train": result["data_examples_per_s"] / max(train),
-    }
-    goals = dict(TARGETS)
     if result.get("peak_bf16_matmul_flops_per_s"):
         initial = lv["initial"]["bf16"]
-        values["paper_runs_per_minute"] = 60 * initial["train_examples_per_s"] / PAPER_PAIRS
-        values["fraction_of_bf16_peak"] = initial["train_fraction_of_bf16_peak"]
-        goals.update(GPU_TARGETS)
+        values = {"paper_runs_per_minute": 60 * initial["train_examples_per_s"] / PAPER_PAIRS,
+                  "fraction_of_bf16_peak": initial["train_fraction_of_bf16_peak"]}
+        goals = GPU_TARGETS
+    else:
+        train = [lv[level][p]["train_examples_per_s"] for level in LEVELS for p in DTYPES]
+        values = {
+            "initial_vs_reference_fp32": lv["initial"]["fp32"]["speedup_vs_reference"],
+            "bf16_vs_fp32": min(lv[level]["bf16"]["train_examples_per_s"] / lv[level]["fp32"]["train_examples_per_s"]
+                                for level in ("initial", "second")),
+            "fraction_of_ceiling": min(lv["initial"][p]["train_fraction_of_ceiling"] for p in DTYPES),
+            "data_vs_train": result["data_examples_per_s"] / max(train),
+        }
+        goals = TARGETS
     return {name: {"value": v, "target": goals[name], "met": bool(v >= goals[name])} for name, v in values.items()}

@@ -19,11 +19,11 @@ from earlyfusion.config import Config, config_from_dict
 
 FORMAT = 1
 # Sections whose change makes an existing checkpoint belong to another run. eval is free:
-# one checkpoint is evaluated under many grids. train.device / checkpoint_every / cuda_graphs
-# only change where, how often and how fast, not what is computed.
+# one checkpoint is evaluated under many grids. train.device / checkpoint_every / cuda_* only
+# change where, how often and how fast, not what is computed.
 _RUN_SECTIONS = ("data", "model", "train")
-_FREE_KEYS = {("train", "device"), ("train", "checkpoint_every"), ("train", "cuda_graphs"), ("data", "root"),
-              ("data", "download")}
+_FREE_KEYS = {("train", "device"), ("train", "checkpoint_every"), ("train", "cuda_graphs"),
+              ("train", "cuda_fused_cell"), ("data", "root"), ("data", "download")}
 
 
 @lru_cache(maxsize=1)

@@ -63,6 +63,7 @@ class TrainConfig:
     val_pairs: int = 1_000
     checkpoint_every: int = 200  # optimizer steps between checkpoints
     cuda_graphs: bool = True  # on CUDA: each training step replayed from one CUDA graph (graphs.py)
+    cuda_fused_cell: bool = True  # on CUDA: the gate arithmetic compiled (torch.compile, models/clstm.py)
 
 
 @dataclass

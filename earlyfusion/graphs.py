@@ -138,9 +138,12 @@ class TrainStep:
         # Gradients None before capture: backward then allocates them in the graph's pool.
         self.opt.zero_grad(set_to_none=True)
         with torch.cuda.graph(self.graph):
-            self.loss = self.loss_fn(*self.static)
-            self.loss.backward()
+            loss = self.loss_fn(*self.static)
+            loss.backward()
             self.opt.step()
+        # Keep the output's memory, not its autograd graph: a live graph would keep the
+        # capture stream's AccumulateGrad nodes for the eager steps (PyTorch warned so on an H100).
+        self.loss = loss.detach()
 
 
 def _same_shapes(a: Batch, b: Batch) -> bool:

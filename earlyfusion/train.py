@@ -111,6 +111,7 @@ def train(cfg: Config, run_dir: Path, *, resume: bool = True, progress: bool = T
     torch.manual_seed(cfg.train.seed)
     model = build_model_from_config(cfg.model).to(device)
     model.memory_format = preferred_memory_format(device)
+    model.fused_cell = cfg.train.cuda_fused_cell and device.type == "cuda"
     graphs = cfg.train.cuda_graphs and device.type == "cuda"
     opt = make_optimizer(model, cfg.train.lr, capturable=graphs)
     step, metrics = 0, {"history": [], "loss_sum": 0.0, "loss_count": 0, "examples": 0, "train_seconds": 0.0}

@@ -5,6 +5,7 @@ No timed assertions: throughput is measured, never asserted.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 
@@ -137,3 +138,24 @@ def test_channels_last_run_reports_its_layout():
                           memory_format="channels_last")
     assert out["meta"]["memory_format"] == "channels_last"
     assert out["levels"]["initial"]["bf16"]["train_examples_per_s"] > 0
+
+
+def test_gpu_targets_and_columns(result):
+    """On CUDA (a peak measured) the targets are the GPU ones and the table grows GPU columns;
+    checked on a CPU result given the fields a CUDA run adds."""
+    gpu = copy.deepcopy(result)
+    gpu["peak_bf16_matmul_flops_per_s"] = 1e15
+    gpu["meta"]["cuda_graphs"] = True
+    for per in gpu["levels"].values():
+        for e in per.values():
+            e["train_fraction_of_bf16_peak"] = e["train_flops_per_s"] / 1e15
+            e["eager_train_examples_per_s"] = e["train_examples_per_s"] / 2
+            e["graph_speedup"] = 2.0
+    targets = bench.targets(gpu)
+    assert set(targets) == set(bench.GPU_TARGETS)
+    rate = gpu["levels"]["initial"]["bf16"]["train_examples_per_s"]
+    assert targets["paper_runs_per_minute"]["value"] == pytest.approx(60 * rate / 87_516)
+    assert targets["paper_runs_per_minute"]["met"] == (rate * 60 >= 87_516)
+    table = format_table({**gpu, "targets": targets})
+    assert "eager ex/s" in table and "2.00x" in table and "peak: 1000 TFLOP/s" in table
+    assert "eager ex/s" not in format_table(result)

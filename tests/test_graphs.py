@@ -32,6 +32,17 @@ def _params(model):
     return [p.detach().clone() for p in model.parameters()]
 
 
+def _same_params(a, b) -> bool:
+    return all(torch.equal(p, q) for p, q in zip(_params(a), _params(b)))
+
+
+def _assert_continue_alike(a, opt_a, b, opt_b, batches):
+    """The same eager steps from both states end in bit-identical weights."""
+    _eager_steps(a, opt_a, batches)
+    _eager_steps(b, opt_b, batches)
+    assert _same_params(a, b)
+
+
 def _eager_steps(model, opt, batches, precision="fp32"):
     loss_fn = classification_loss(model, precision)
     losses = []
@@ -52,7 +63,7 @@ def test_train_step_is_the_plain_step(fusion):
     step = TrainStep(b, make_optimizer(b, 1e-2, capturable=False), classification_loss(b, "fp32"), graphs=False)
     got = [step(*batch).item() for batch in batches]
     assert got == want
-    assert all(torch.equal(p, q) for p, q in zip(_params(a), _params(b)))
+    assert _same_params(a, b)
 
 
 def test_restore_undoes_warmup_steps_exactly():
@@ -66,11 +77,9 @@ def test_restore_undoes_warmup_steps_exactly():
             _eager_steps(b, opt_b, batches[:1])
         saved = snapshot(b, opt_b)
         _eager_steps(b, opt_b, batches[1:3])  # the "warm-up": moves weights and moments
-        assert not all(torch.equal(p, q) for p, q in zip(_params(a), _params(b)))
+        assert not _same_params(a, b)
         restore(b, opt_b, saved)
-        _eager_steps(a, opt_a, batches[3:])
-        _eager_steps(b, opt_b, batches[3:])
-        assert all(torch.equal(p, q) for p, q in zip(_params(a), _params(b)))
+        _assert_continue_alike(a, opt_a, b, opt_b, batches[3:])
 
 
 def test_set_lr_float_and_tensor():
@@ -100,9 +109,7 @@ def test_checkpoint_from_a_graphed_run_resumes_eagerly():
     group = opt_b.param_groups[0]
     assert group["capturable"] is False and group["lr"] == pytest.approx(1e-2) and not torch.is_tensor(group["lr"])
     set_lr(opt_b, 1e-2)  # as train.py does before every step (the saved lr was float32)
-    _eager_steps(a, opt_a, batches[2:])
-    _eager_steps(b, opt_b, batches[2:])
-    assert all(torch.equal(p, q) for p, q in zip(_params(a), _params(b)))
+    _assert_continue_alike(a, opt_a, b, opt_b, batches[2:])
 
 
 def test_load_optimizer_keeps_a_tensor_lr_in_place():

@@ -3,6 +3,8 @@ unimodal zeroing, shapes, gradients (A.1, A.2, Figure 5, paper 5.3, A.5)."""
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 import torch
 
@@ -202,3 +204,33 @@ def test_channels_last_pooling_matches_max_pool2d_ties_included():
         out.backward(g)
         torch.nn.functional.max_pool2d(b, 2).backward(g)
         assert torch.equal(a.grad, b.grad) and a.grad.is_contiguous()
+
+
+def test_conv_weights_follow_the_model_memory_format():
+    # On CUDA, NCHW weights with channels-last activations made cuDNN convert W_h and h_t at
+    # every step (BENCHMARKS.md); the conv weights take the model's layout.
+    layer = small_model("initial", 2).clstm[0]
+    for fmt in (torch.contiguous_format, torch.channels_last):
+        w_x, _, w_h, _ = layer._weights(torch.device("cpu"), fmt)
+        assert w_h.is_contiguous(memory_format=fmt) and w_x.is_contiguous(memory_format=fmt)
+
+
+@pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None,
+                    reason="torch.compile on the CPU needs a C compiler")
+@pytest.mark.parametrize("fmt", [torch.contiguous_format, torch.channels_last])
+@pytest.mark.parametrize("fusion,layers", [("initial", 2), ("second", 2)])
+def test_fused_cell_matches_the_cell(fusion, layers, fmt):
+    """The compiled gate arithmetic (fused_cell) gives the hand-written cell's values and
+    gradients, c_0 = 0 and unused final states included, through a whole model."""
+    image, spec = inputs(steps=4)
+    runs = []
+    for fused in (False, True):
+        model = small_model(fusion, layers)
+        model.memory_format, model.fused_cell = fmt, fused
+        out = model(image, spec, return_sequence=True)
+        out.square().sum().backward()
+        runs.append((out.detach(), [p.grad for p in model.parameters()]))
+    (want, want_g), (got, got_g) = runs
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    for a, b in zip(got_g, want_g):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)

@@ -44,12 +44,6 @@ class ConvLSTM(nn.Module):
     audio holds W_*a and exists only when ``audio_dim`` > 0 (the fused layer).
     """
 
-    # True: the gate arithmetic runs as two compiled kernels (forward, backward) in place of
-    # ~25 small ones per step, which bound a GPU step at small batches (BENCHMARKS.md, GPU).
-    # Off by default: torch.compile needs its toolchain (Triton on CUDA, a C++ compiler on
-    # CPU) and compiles at first use.
-    fused_cell = False
-
     def __init__(self, *, in_channels: int, hidden: int, kernel: int, audio_dim: int = 0):
         super().__init__()
         self.hidden = hidden
@@ -61,14 +55,15 @@ class ConvLSTM(nn.Module):
 
     def forward(self, x: torch.Tensor, audio: torch.Tensor | None = None, *, steps: int | None = None,
                 keep_all: bool = True, state: tuple[torch.Tensor, torch.Tensor] | None = None,
-                memory_format: torch.memory_format = torch.contiguous_format
+                memory_format: torch.memory_format = torch.contiguous_format, fused: bool = False
                 ) -> tuple[list[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
         """Run the layer over T steps, from ``state`` = (h, c) or from h_0 = c_0 = 0 (None).
 
         x: (B, C, H, W) static input (the image or a static visual map, the same at every
         step) or (T, B, C, H, W) a time-major sequence (so that (T*B, C, H, W) is a view in
         any memory format); audio: (B, T, D) or None; memory_format: the layout of the conv
-        weights, which should match the activations' (the model's). Returns the hidden states h_1..h_T, each
+        weights, which should match the activations' (the model's); fused: the gate arithmetic
+        as two compiled kernels (``_FusedCell``). Returns the hidden states h_1..h_T, each
         (B, hidden, H, W) in x's memory format (only h_T when ``keep_all`` is False), and the
         final (h_T, c_T) to continue from.
         """
@@ -81,7 +76,7 @@ class ConvLSTM(nn.Module):
         # One matmul over all B*T frames: (B, T, D) -> (B, T, 4h), then T x (B, 4h, 1, 1).
         gas = None if audio is None else F.linear(audio, w_a)[..., None, None].unbind(1)
         h, c = state if state is not None else (None, None)
-        out = []
+        out, cell = [], (_FusedCell if fused else _Cell)
         for t in range(steps):
             gx = next(gxs)
             if h is None:  # h_0 = 0: the recurrent conv of a fresh start is zero
@@ -93,7 +88,7 @@ class ConvLSTM(nn.Module):
                 pre += gx
                 if gas is not None:
                     pre += gas[t]  # broadcast over every position
-            h, c = (_FusedCell if self.fused_cell else _Cell).apply(pre, c, self.hidden)
+            h, c = cell.apply(pre, c, self.hidden)
             if keep_all or t == steps - 1:
                 out.append(h)
         return out, (h, c)
@@ -212,19 +207,19 @@ def _fused(name: str):
 
 
 class _FusedCell(torch.autograd.Function):
-    """``_Cell`` with compiled forward and backward (``ConvLSTM.fused_cell``).
+    """``_Cell`` with compiled forward and backward (``FusionNet.fused_cell``): two kernels per
+    step in place of ~25 small ones, which bound a GPU step at small batches (BENCHMARKS.md).
 
-    None (c_0 = 0, or no gradient reaching h_t / c_t) becomes zeros, so that one compiled
-    kernel serves every step.
+    Inputs are detached and brought to one layout, None (c_0 = 0, no gradient reaching h_t or
+    c_t) becomes zeros: requires_grad, stride or None differences would each compile anew.
     """
 
     @staticmethod
     def forward(ctx, pre, c_prev, hidden):
+        fmt = _layout(pre)
         ctx.fresh = c_prev is None
-        if c_prev is None:
-            c_prev = torch.zeros_like(pre[:, :hidden])
-        # Detached: requires_grad differs between steps and would make each step recompile.
-        h, c, s, g, tc = _fused("math")(pre.detach(), c_prev.detach(), hidden)
+        c_prev = torch.zeros_like(pre[:, :hidden], memory_format=fmt) if c_prev is None else c_prev
+        h, c, s, g, tc = _fused("math")(pre.detach(), c_prev.detach().contiguous(memory_format=fmt), hidden)
         ctx.hidden = hidden
         ctx.save_for_backward(s, g, c_prev, tc)
         return h, c
@@ -232,7 +227,14 @@ class _FusedCell(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dh, dc):
         s, g, c_prev, tc = ctx.saved_tensors
-        dh = torch.zeros_like(tc) if dh is None else dh
-        dc = torch.zeros_like(tc) if dc is None else dc
-        dpre, dc_prev = _fused("grad")(*(t.detach() for t in (dh, dc, s, g, c_prev, tc)), ctx.hidden)
+        fmt = _layout(s)
+        dh, dc = (torch.zeros_like(tc, memory_format=fmt) if d is None else d for d in (dh, dc))
+        ins = (t.detach().contiguous(memory_format=fmt) for t in (dh, dc, s, g, c_prev, tc))
+        dpre, dc_prev = _fused("grad")(*ins, ctx.hidden)
         return dpre, (None if ctx.fresh else dc_prev.to(c_prev.dtype)), None
+
+
+def _layout(x: torch.Tensor) -> torch.memory_format:
+    """channels-last where x is (and has more than one channel), else NCHW."""
+    cl = x.shape[1] > 1 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+    return torch.channels_last if cl else torch.contiguous_format

@@ -75,6 +75,10 @@ class FusionNet(nn.Module):
     # (1.5x at 16 units; docs/model.md), so NCHW is the default; set torch.channels_last
     # on an instance to switch.
     memory_format = torch.contiguous_format
+    # The gate arithmetic as two compiled kernels per step (torch.compile; clstm._FusedCell):
+    # 1.3-1.4x faster training steps on an H100, 1.02-1.07x on the CPU, where compiling costs
+    # more than it saves (BENCHMARKS.md). train.py turns it on for CUDA (train.cuda_fused_cell).
+    fused_cell = False
 
     def __init__(self, *, fusion_layer: int | None, modality: str, hidden: int, kernel: int,
                  layers: int, dense: int, bins: int, classes: int, image_size: int):
@@ -142,7 +146,7 @@ class FusionNet(nn.Module):
             start = None if states is None else tuple(t.contiguous(memory_format=self.memory_format)
                                                       for t in states[n])
             hs, final = layer(x, a, steps=steps, keep_all=return_sequence or not last, state=start,
-                              memory_format=self.memory_format)
+                              memory_format=self.memory_format, fused=self.fused_cell)
             finals.append(final)
             # Pool each h_t; time-major (T', B, hidden, S/2, S/2) keeps (T'*B, ...) a view.
             x, a = _pool_stack(hs, self.memory_format), None
