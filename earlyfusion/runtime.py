@@ -50,6 +50,16 @@ def preferred_memory_format(device: torch.device) -> torch.memory_format:
     return torch.channels_last if device.type == "cuda" else torch.contiguous_format
 
 
+def can_compile_for(device: torch.device) -> bool:
+    """Whether torch.compile's GPU backend (Triton) is there for this CUDA device; the fused
+    cell is used on CUDA only (on the CPU it measured no faster, BENCHMARKS.md)."""
+    if device.type != "cuda":
+        return False
+    from torch.utils._triton import has_triton
+
+    return has_triton()
+
+
 def configure_backends(device: torch.device) -> None:
     """On CUDA, let cuDNN pick the fastest algorithm per shape (every batch has the same shapes)."""
     if device.type == "cuda":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from earlyfusion.data.dataset import AudioVisualData
 from earlyfusion.evaluate import accuracy
 from earlyfusion.graphs import TrainStep, classification_loss, load_optimizer, make_optimizer, set_lr
 from earlyfusion.models import build_model_from_config
-from earlyfusion.runtime import configure_backends, generator, preferred_memory_format, resolve_device
+from earlyfusion.runtime import can_compile_for, configure_backends, generator, preferred_memory_format, resolve_device
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -111,7 +112,10 @@ def train(cfg: Config, run_dir: Path, *, resume: bool = True, progress: bool = T
     torch.manual_seed(cfg.train.seed)
     model = build_model_from_config(cfg.model).to(device)
     model.memory_format = preferred_memory_format(device)
-    model.fused_cell = cfg.train.cuda_fused_cell and device.type == "cuda"
+    model.fused_cell = cfg.train.cuda_fused_cell and can_compile_for(device)
+    if cfg.train.cuda_fused_cell and device.type == "cuda" and not model.fused_cell:
+        warnings.warn("train.cuda_fused_cell: Triton is not available, the gate arithmetic runs uncompiled",
+                      stacklevel=2)
     graphs = cfg.train.cuda_graphs and device.type == "cuda"
     opt = make_optimizer(model, cfg.train.lr, capturable=graphs)
     step, metrics = 0, {"history": [], "loss_sum": 0.0, "loss_count": 0, "examples": 0, "train_seconds": 0.0}

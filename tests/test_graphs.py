@@ -153,3 +153,9 @@ def test_cuda_graph_step_matches_eager(fusion, precision):
     assert got == pytest.approx(want, rel=tol, abs=tol)
     for p, q in zip(want_p, got_p):
         assert torch.allclose(p, q, rtol=tol, atol=tol)
+
+
+def test_fused_cell_is_for_cuda_only():
+    from earlyfusion.runtime import can_compile_for
+
+    assert can_compile_for(torch.device("cpu")) is False  # measured no faster on the CPU
