@@ -5,7 +5,7 @@
 #   tests    the CUDA-only tests (graph step vs eager, CUDA vs CPU model)
 #   steps    scripts/gpu_steps.py: step times eager / CUDA graph / graph + compiled cell, a profile
 #   paper    the paper-scale training run: initial fusion, 87,516 pairs, one pass, bf16, CUDA
-#            graphs, batch $PAPER_BATCH (default 256), timed
+#            graphs and the fused cell (train's CUDA defaults), batch $PAPER_BATCH (default 256)
 #   bench    `earlyfusion bench --device cuda --batch-size 32`
 #   compare  a short eager run (6,400 pairs, batch 32) for the graphs' gain in real training
 # Writes OUT_DIR/summary.txt (everything printed), bench_b32.json, logs.txt (full logs).

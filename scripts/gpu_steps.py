@@ -1,5 +1,6 @@
 """Training-step times of the initial-fusion model on CUDA: eager, CUDA graph, CUDA graph with
-the compiled gate arithmetic (``ConvLSTM.fused_cell``), and a kernel profile of one eager step.
+the compiled gate arithmetic (``FusionNet.fused_cell``), the conv ceiling at each batch size,
+and a kernel profile of one eager step.
 
     python scripts/gpu_steps.py [--batch-sizes 32 256] [--steps 92] [--precision bf16]
 
@@ -16,19 +17,17 @@ import time
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from earlyfusion.bench import PAPER_PAIRS
+from earlyfusion.bench import PAPER_PAIRS, make_plan, measure_ceiling
 from earlyfusion.graphs import TrainStep, classification_loss, make_optimizer
 from earlyfusion.models import build_model
-from earlyfusion.models.clstm import ConvLSTM
 
 VARIANTS = {"eager": (False, False), "graph": (True, False), "graph+fused": (True, True)}
 
 
 def _step(graphs: bool, fused: bool, precision: str):
-    ConvLSTM.fused_cell = fused
     torch.manual_seed(0)
     model = build_model(fusion="initial").cuda()
-    model.memory_format = torch.channels_last
+    model.memory_format, model.fused_cell = torch.channels_last, fused
     opt = make_optimizer(model, 1e-3, capturable=graphs)
     return TrainStep(model, opt, classification_loss(model, precision, cache=not graphs), graphs=graphs)
 
@@ -72,6 +71,9 @@ def main() -> None:
         batch = (torch.rand(b, 1, 28, 28, device="cuda", generator=g),
                  torch.rand(b, args.steps, 201, device="cuda", generator=g),
                  torch.randint(0, 10, (b,), device="cuda", generator=g))
+        ceiling = measure_ceiling(make_plan(False, batch_size=b), args.precision, torch.device("cuda"))
+        print(f"B {b:4d} ceiling: the recurrent conv alone, fwd+bwd, {args.precision}: "
+              f"{ceiling['flops_per_s'] / 1e12:.0f} TFLOP/s ({ceiling['layout']})", flush=True)
         for name in args.variants:
             step = None
             try:
