@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from earlyfusion.graphs import TrainStep, classification_loss
+from earlyfusion.graphs import TrainStep
 from earlyfusion.models import build_model
 from earlyfusion.models.reference import ReferenceNet
 from earlyfusion.runtime import autocast, configure_backends, preferred_memory_format, resolve_device
@@ -130,8 +130,7 @@ def _inputs(plan: Plan, batch: int, steps: int, device: torch.device):
 
 def _train_step(model, precision: str, graphs: bool) -> TrainStep:
     """One optimizer step, as train.py takes it (replayed from a CUDA graph when ``graphs``)."""
-    opt = torch.optim.Adam(model.parameters(), 1e-3, capturable=graphs)
-    return TrainStep(model, opt, classification_loss(model, precision, cache=not graphs), graphs=graphs)
+    return TrainStep.for_classifier(model, precision, 1e-3, graphs=graphs)
 
 
 def _infer_step(model, precision: str, device: torch.device):

@@ -85,8 +85,12 @@ def restore(model: nn.Module, opt: torch.optim.Optimizer, saved: tuple[list[torc
             p.copy_(v)
         for p, st in opt.state.items():
             for k, v in st.items():
-                if torch.is_tensor(v):
-                    v.copy_(state[p][k]) if p in state else v.zero_()
+                if not torch.is_tensor(v):
+                    continue
+                if p in state:
+                    v.copy_(state[p][k])
+                else:
+                    v.zero_()
 
 
 class TrainStep:
@@ -104,6 +108,13 @@ class TrainStep:
         self.graph: torch.cuda.CUDAGraph | None = None
         self.static: Batch = ()
         self.loss: torch.Tensor | None = None
+
+    @classmethod
+    def for_classifier(cls, model: nn.Module, precision: str, lr: float, *, graphs: bool) -> TrainStep:
+        """The training step of train.py: Adam at ``lr`` on ``classification_loss``, capturable
+        and without autocast's cast cache when ``graphs``."""
+        opt = make_optimizer(model, lr, capturable=graphs)
+        return cls(model, opt, classification_loss(model, precision, cache=not graphs), graphs=graphs)
 
     def __call__(self, *batch: torch.Tensor) -> torch.Tensor:
         if self.graphs and self.graph is None:

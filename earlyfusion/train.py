@@ -22,7 +22,7 @@ from earlyfusion.checkpoint import check_compatible, load_checkpoint, save_check
 from earlyfusion.config import Config, save_config
 from earlyfusion.data.dataset import AudioVisualData
 from earlyfusion.evaluate import accuracy
-from earlyfusion.graphs import TrainStep, classification_loss, load_optimizer, make_optimizer, set_lr
+from earlyfusion.graphs import TrainStep, load_optimizer, set_lr
 from earlyfusion.models import build_model_from_config
 from earlyfusion.runtime import can_compile_for, configure_backends, generator, preferred_memory_format, resolve_device
 
@@ -117,19 +117,18 @@ def train(cfg: Config, run_dir: Path, *, resume: bool = True, progress: bool = T
         warnings.warn("train.cuda_fused_cell: Triton is not available, the gate arithmetic runs uncompiled",
                       stacklevel=2)
     graphs = cfg.train.cuda_graphs and device.type == "cuda"
-    opt = make_optimizer(model, cfg.train.lr, capturable=graphs)
+    runner = TrainStep.for_classifier(model, cfg.train.precision, cfg.train.lr, graphs=graphs)
     step, metrics = 0, {"history": [], "loss_sum": 0.0, "loss_count": 0, "examples": 0, "train_seconds": 0.0}
     if ckpt is not None:
         if ckpt["manifest_hash"] != data.manifest_hash:
             raise ValueError(f"checkpoint {ckpt_path} was trained on another data split "
                              f"(manifest {ckpt['manifest_hash']} != {data.manifest_hash})")
         model.load_state_dict(ckpt["model"])
-        load_optimizer(opt, ckpt["optimizer"])
+        load_optimizer(runner.opt, ckpt["optimizer"])
         step, metrics = ckpt["step"], ckpt["metrics"]
     plan = make_plan(data, cfg)
     val = validation_pairs(data, cfg)
-    runner = TrainStep(model, opt, classification_loss(model, cfg.train.precision, cache=not graphs), graphs=graphs)
-    metrics = _loop(model, opt, runner, data, cfg, plan, val, step, metrics, device, ckpt_path, progress)
+    metrics = _loop(runner, data, cfg, plan, val, step, metrics, device, ckpt_path, progress)
     (run_dir / "train.json").write_text(json.dumps(metrics, indent=2))
     return metrics
 
@@ -144,22 +143,23 @@ def learning_rate(cfg: Config, step: int, total_steps: int) -> float:
     return 0.5 * cfg.train.lr * (1 + math.cos(math.pi * step / total_steps))
 
 
-def _step(opt, runner, data, cfg, plan, step, device) -> tuple[float, int]:
+def _step(runner, data, cfg, plan, step, device) -> tuple[float, int]:
     _, img_idx, aud_idx = plan.batch(step)
-    set_lr(opt, learning_rate(cfg, step, plan.total_steps))
+    set_lr(runner.opt, learning_rate(cfg, step, plan.total_steps))
     g = generator(device, cfg.train.seed, "noise", step)
     image, spec, label = data.batch(img_idx, aud_idx, audio_snr=cfg.train.audio_snr,
                                     visual_snr=cfg.train.visual_snr, generator=g)
     return runner(image, spec, label).item(), len(label)
 
 
-def _loop(model, opt, runner, data, cfg, plan, val, step, metrics, device, ckpt_path, progress):
+def _loop(runner, data, cfg, plan, val, step, metrics, device, ckpt_path, progress):
+    model, opt = runner.model, runner.opt
     model.train()
     bar = tqdm(total=plan.total_steps, initial=step, unit="step", disable=not progress,
                desc=f"train {cfg.model.fusion}/{cfg.model.modality}", dynamic_ncols=True)
     while step < plan.total_steps:
         t0 = time.perf_counter()
-        loss, n = _step(opt, runner, data, cfg, plan, step, device)
+        loss, n = _step(runner, data, cfg, plan, step, device)
         dt = time.perf_counter() - t0
         step += 1
         metrics["loss_sum"] += loss * n

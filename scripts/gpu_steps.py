@@ -18,7 +18,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from earlyfusion.bench import PAPER_PAIRS, make_plan, measure_ceiling
-from earlyfusion.graphs import TrainStep, classification_loss, make_optimizer
+from earlyfusion.graphs import TrainStep
 from earlyfusion.models import build_model
 
 VARIANTS = {"eager": (False, False), "graph": (True, False), "graph+fused": (True, True)}
@@ -28,8 +28,7 @@ def _step(graphs: bool, fused: bool, precision: str):
     torch.manual_seed(0)
     model = build_model(fusion="initial").cuda()
     model.memory_format, model.fused_cell = torch.channels_last, fused
-    opt = make_optimizer(model, 1e-3, capturable=graphs)
-    return TrainStep(model, opt, classification_loss(model, precision, cache=not graphs), graphs=graphs)
+    return TrainStep.for_classifier(model, precision, 1e-3, graphs=graphs)
 
 
 def _time(step, batch, warmup: int = 3, timed: int = 5) -> tuple[float, list[float]]:

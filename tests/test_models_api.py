@@ -93,12 +93,17 @@ def test_build_from_config():
     assert model.clstm[0].conv_h.kernel_size == (5, 5) and model.head[0].out_features == 16
 
 
-@pytest.mark.parametrize("fusion", ["initial", "second", "fc"])
-def test_bf16_and_channels_last_match_fp32(fusion):
+def _model_and_fp32_outputs(fusion):
+    """A small model, its inputs and its fp32 CPU per-step logits (what other runs must match)."""
     torch.manual_seed(0)
     model = build_model(fusion=fusion, hidden=8, dense=32)
     image, spec = inputs(steps=8)
-    ref = model(image, spec, return_sequence=True).detach()
+    return model, image, spec, model(image, spec, return_sequence=True).detach()
+
+
+@pytest.mark.parametrize("fusion", ["initial", "second", "fc"])
+def test_bf16_and_channels_last_match_fp32(fusion):
+    model, image, spec, ref = _model_and_fp32_outputs(fusion)
     model = model.to(memory_format=torch.channels_last)  # weights channels-last
     model.memory_format = torch.channels_last  # activations channels-last
     torch.testing.assert_close(model(image, spec, return_sequence=True), ref, rtol=1e-4, atol=1e-5)
@@ -114,10 +119,7 @@ def test_bf16_and_channels_last_match_fp32(fusion):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 @pytest.mark.parametrize("fusion", ["initial", "second", "fc"])
 def test_cuda_matches_cpu(fusion):
-    torch.manual_seed(0)
-    model = build_model(fusion=fusion, hidden=8, dense=32)
-    image, spec = inputs(steps=8)
-    ref = model(image, spec, return_sequence=True).detach()
+    model, image, spec, ref = _model_and_fp32_outputs(fusion)
     model = model.cuda()
     out = model(image.cuda(), spec.cuda(), return_sequence=True)
     torch.testing.assert_close(out.cpu(), ref, rtol=1e-3, atol=1e-4)

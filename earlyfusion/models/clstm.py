@@ -163,7 +163,7 @@ class _Cell(torch.autograd.Function):
         dct = torch.mul(tc, tc).neg_().add_(1).mul_(o).mul_(dh)  # dL/dc_t via h_t = o . tanh(c_t)
         if dc is not None:
             dct += dc
-        fmt = torch.channels_last if s.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+        fmt = _layout(s)
         dpre = torch.empty((s.shape[0], 4 * n, *s.shape[2:]), dtype=s.dtype, device=s.device, memory_format=fmt)
         dsig = dpre[:, : 3 * n]
         if c_prev is None:
