@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from earlyfusion.graphs import TrainStep
 from earlyfusion.models import build_model
 from earlyfusion.models.reference import ReferenceNet
-from earlyfusion.runtime import autocast, configure_backends, preferred_memory_format, resolve_device
+from earlyfusion.runtime import autocast, can_compile_for, configure_backends, preferred_memory_format, resolve_device
 
 LEVELS = ("initial", "second", "fc")
 DTYPES = ("fp32", "bf16")
@@ -151,6 +151,7 @@ def _model_cases(plan: Plan, device: torch.device, memory_format, graphs: bool) 
         model = build_model(fusion=level, hidden=plan.hidden, kernel=plan.kernel, dense=plan.dense,
                             bins=plan.bins, image_size=plan.image_size).to(device)
         model.memory_format = memory_format
+        model.fused_cell = can_compile_for(device)  # as train.py on CUDA (train.cuda_fused_cell)
         ref = ReferenceNet.from_model(model)
         flops[level] = train_flops(model, plan.steps)
         for precision in DTYPES:

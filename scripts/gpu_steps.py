@@ -1,8 +1,9 @@
-"""Training-step times of the initial-fusion model on CUDA: eager, CUDA graph, CUDA graph with
-the compiled gate arithmetic (``FusionNet.fused_cell``), the conv ceiling at each batch size,
-and a kernel profile of one eager step.
+"""Training-step times of the initial-fusion model on CUDA: eager or CUDA graph, each with the
+hand-written or the compiled cell (``FusionNet.fused_cell``), the conv ceiling at each batch
+size, and a kernel profile of one step of one variant.
 
-    python scripts/gpu_steps.py [--batch-sizes 32 256] [--steps 92] [--precision bf16]
+    python scripts/gpu_steps.py [--batch-sizes 256 512] [--steps 92] [--precision bf16]
+        [--variants eager graph graph+fused] [--profile eager+fused] [--profile-batch 256]
 
 Each variant starts from the same weights and takes the same steps on the same batch, so its
 losses must agree with the eager ones (to bf16 rounding). A measuring aid for BENCHMARKS.md.
@@ -21,7 +22,8 @@ from earlyfusion.bench import PAPER_PAIRS, make_plan, measure_ceiling
 from earlyfusion.graphs import TrainStep
 from earlyfusion.models import build_model
 
-VARIANTS = {"eager": (False, False), "graph": (True, False), "graph+fused": (True, True)}
+VARIANTS = {"eager": (False, False), "eager+fused": (False, True), "graph": (True, False),
+            "graph+fused": (True, True)}
 
 
 def _step(graphs: bool, fused: bool, precision: str):
@@ -58,11 +60,14 @@ def _profile(step, batch, top: int) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 256])
+    ap.add_argument("--batch-sizes", type=int, nargs="+", default=[256, 512])
     ap.add_argument("--steps", type=int, default=92)
     ap.add_argument("--precision", default="bf16")
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS))
-    ap.add_argument("--profile-top", type=int, default=10)
+    ap.add_argument("--profile", default="eager+fused", help="the variant profiled (kernel times are "
+                    "those of the graph at large batches, where a step is GPU-bound)")
+    ap.add_argument("--profile-batch", type=int, default=None, help="default: the first batch size")
+    ap.add_argument("--profile-top", type=int, default=15)
     args = ap.parse_args()
     torch.backends.cudnn.benchmark = True
     for b in args.batch_sizes:
@@ -76,11 +81,13 @@ def main() -> None:
         for name in args.variants:
             step = None
             try:
+                torch.cuda.reset_peak_memory_stats()
                 step = _step(*VARIANTS[name], args.precision)
                 sec, losses = _time(step, batch)
                 print(f"B {b:4d} {name:12} {sec * 1e3:8.1f} ms/step {b / sec:8.0f} ex/s  paper run "
-                      f"{PAPER_PAIRS * sec / b:6.1f} s  losses {' '.join(f'{x:.4f}' for x in losses)}", flush=True)
-                if name == "eager" and b == args.batch_sizes[0] and args.profile_top:
+                      f"{PAPER_PAIRS * sec / b:6.1f} s  peak {torch.cuda.max_memory_allocated() / 2**30:4.1f} GiB  "
+                      f"losses {' '.join(f'{x:.4f}' for x in losses)}", flush=True)
+                if name == args.profile and b == (args.profile_batch or args.batch_sizes[0]) and args.profile_top:
                     _profile(step, batch, args.profile_top)
             except Exception as exc:  # one variant failing must not hide the others
                 print(f"B {b:4d} {name:12} failed: {type(exc).__name__}: {str(exc)[:300]}", flush=True)

@@ -215,8 +215,11 @@ def test_conv_weights_follow_the_model_memory_format():
         assert w_h.is_contiguous(memory_format=fmt) and w_x.is_contiguous(memory_format=fmt)
 
 
-@pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None,
-                    reason="torch.compile on the CPU needs a C compiler")
+needs_compiler = pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None,
+                                    reason="torch.compile on the CPU needs a C compiler")
+
+
+@needs_compiler
 @pytest.mark.parametrize("fmt", [torch.contiguous_format, torch.channels_last])
 @pytest.mark.parametrize("fusion,layers", [("initial", 2), ("second", 2)])
 def test_fused_cell_matches_the_cell(fusion, layers, fmt):
@@ -234,3 +237,22 @@ def test_fused_cell_matches_the_cell(fusion, layers, fmt):
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
     for a, b in zip(got_g, want_g):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+@needs_compiler
+def test_fused_cell_compiles_once_for_every_batch_size():
+    """The compiled cell is shape-generic: an epoch's last, smaller batch reuses its kernels
+    (a recompile there cost seconds of a GPU run) and still matches the hand-written cell."""
+    from torch._dynamo.utils import counters
+
+    model = small_model("initial", 2)
+    model.fused_cell = True
+    image, spec = inputs(batch=3, steps=3)
+    model(image, spec).sum().backward()  # compiles forward and backward
+    compiled = counters["stats"]["unique_graphs"]
+    image, spec = inputs(batch=2, steps=3, seed=2)
+    got = model(image, spec)
+    got.sum().backward()
+    assert counters["stats"]["unique_graphs"] == compiled
+    model.fused_cell = False
+    torch.testing.assert_close(got, model(image, spec), rtol=1e-5, atol=1e-6)

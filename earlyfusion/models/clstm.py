@@ -76,22 +76,30 @@ class ConvLSTM(nn.Module):
         # One matmul over all B*T frames: (B, T, D) -> (B, T, 4h), then T x (B, 4h, 1, 1).
         gas = None if audio is None else F.linear(audio, w_a)[..., None, None].unbind(1)
         h, c = state if state is not None else (None, None)
-        out, cell = [], (_FusedCell if fused else _Cell)
+        out, step = [], (self._fused_step if fused else self._step)
         for t in range(steps):
-            gx = next(gxs)
-            if h is None:  # h_0 = 0: the recurrent conv of a fresh start is zero
-                pre = gx if gas is None else gx + gas[t]
-            else:
-                # Accumulate into the conv's fresh output (its backward does not need it):
-                # no new full-size tensor per term.
-                pre = F.conv2d(h, w_h, padding="same")
-                pre += gx
-                if gas is not None:
-                    pre += gas[t]  # broadcast over every position
-            h, c = cell.apply(pre, c, self.hidden)
+            h, c = step(h, c, next(gxs), None if gas is None else gas[t], w_h)
             if keep_all or t == steps - 1:
                 out.append(h)
         return out, (h, c)
+
+    def _step(self, h, c, gx, ga, w_h):
+        """One step, the hand-written cell on pre = conv(h) + gx [+ ga]."""
+        if h is None:  # h_0 = 0: the recurrent conv of a fresh start is zero
+            pre = gx if ga is None else gx + ga
+        else:
+            # Accumulate into the conv's fresh output (its backward does not need it):
+            # no new full-size tensor per term.
+            pre = F.conv2d(h, w_h, padding="same")
+            pre += gx
+            if ga is not None:
+                pre += ga  # broadcast over every position
+        return _Cell.apply(pre, c, self.hidden)
+
+    def _fused_step(self, h, c, gx, ga, w_h):
+        """One step, the compiled cell (the terms are summed inside its kernel)."""
+        rec = None if h is None else F.conv2d(h, w_h, padding="same")
+        return _FusedCell.apply(rec, gx, ga, c, self.hidden)
 
     def _weights(self, device: torch.device, memory_format: torch.memory_format):
         """W_x, b, W_h, W_a in f, i, o, g order, cast once to the autocast dtype if active,
@@ -178,60 +186,81 @@ class _Cell(torch.autograd.Function):
         return dpre, dc_prev, None
 
 
-def _cell_math(pre: torch.Tensor, c_prev: torch.Tensor, hidden: int):
-    """Figure 5's gate arithmetic (pre in f, i, o, g order) -> h, c and what backward needs."""
+def _pre(rec, gx, ga):
+    """The pre-activation of Figure 5: conv(h_{t-1}) + (conv(x_t) + b) [+ W_a a_t, broadcast]."""
+    pre = rec + gx
+    return pre if ga is None else pre + ga
+
+
+def _cell_math(rec, gx, ga, c_prev, hidden: int):
+    """Figure 5's step from its terms (channels in f, i, o, g order) -> h_t, c_t."""
+    pre = _pre(rec, gx, ga)
     s = torch.sigmoid(pre[:, : 3 * hidden])
     g = torch.tanh(pre[:, 3 * hidden :])
     f, i, o = s[:, :hidden], s[:, hidden : 2 * hidden], s[:, 2 * hidden :]
     c = f * c_prev + i * g
-    tc = torch.tanh(c)
-    return o * tc, c, s, g, tc
+    return o * torch.tanh(c), c
 
 
-def _cell_grad(dh, dc, s, g, c_prev, tc, hidden: int):
-    """The gradients of ``_cell_math``: dL/dpre (f, i, o, g order) and dL/dc_prev."""
+def _cell_grad(dh, dc, rec, gx, ga, c_prev, c, hidden: int):
+    """The gradients of ``_cell_math``, its gates recomputed from the terms: dL/dpre (the
+    gradient of rec and of gx), dL/dc_prev, and dL/dga (pre's summed over positions)."""
+    pre = _pre(rec, gx, ga)
+    s = torch.sigmoid(pre[:, : 3 * hidden])
+    g = torch.tanh(pre[:, 3 * hidden :])
     f, i, o = s[:, :hidden], s[:, hidden : 2 * hidden], s[:, 2 * hidden :]
+    tc = torch.tanh(c)
     dct = dh * o * (1 - tc * tc) + dc
     dsig = torch.cat([dct * c_prev, dct * g, dh * tc], dim=1) * (s - s * s)
-    return torch.cat([dsig, dct * i * (1 - g * g)], dim=1), dct * f
+    dpre = torch.cat([dsig, dct * i * (1 - g * g)], dim=1)
+    return dpre, dct * f, (None if ga is None else dpre.sum((2, 3), keepdim=True))
 
 
 _compiled: dict[str, object] = {}
 
 
 def _fused(name: str):
-    """``_cell_math`` or ``_cell_grad`` compiled once per process (lazily: importing is free)."""
+    """``_cell_math`` or ``_cell_grad`` compiled once per process (lazily: importing is free).
+    dynamic: one kernel for every batch size (an epoch's last, partial batch compiles nothing)."""
     if name not in _compiled:
-        _compiled[name] = torch.compile({"math": _cell_math, "grad": _cell_grad}[name])
+        _compiled[name] = torch.compile({"math": _cell_math, "grad": _cell_grad}[name], dynamic=True)
     return _compiled[name]
 
 
 class _FusedCell(torch.autograd.Function):
-    """``_Cell`` with compiled forward and backward (``FusionNet.fused_cell``): two kernels per
-    step in place of ~25 small ones, which bound a GPU step at small batches (BENCHMARKS.md).
+    """One step of the layer with the gate arithmetic compiled (``FusionNet.fused_cell``): the
+    three pre-activation terms are summed inside the kernel, and the backward recomputes the
+    gates from them (one read of the terms, where storing the gates costs a write and a read)
+    and sums the audio term's gradient over positions in the same kernel. Per step two kernels
+    replace ~25 small ones plus two full-size adds (BENCHMARKS.md, GPU).
 
-    Inputs are detached and brought to one layout, None (c_0 = 0, no gradient reaching h_t or
-    c_t) becomes zeros: requires_grad, stride or None differences would each compile anew.
+    rec None (h_0 = 0) and c_prev None (c_0 = 0) become zeros; inputs are detached and brought
+    to one layout: requires_grad, stride or None differences would each compile anew.
     """
 
     @staticmethod
-    def forward(ctx, pre, c_prev, hidden):
-        fmt = _layout(pre)
+    def forward(ctx, rec, gx, ga, c_prev, hidden):
+        fmt = _layout(gx)
         ctx.fresh = c_prev is None
-        c_prev = torch.zeros_like(pre[:, :hidden], memory_format=fmt) if c_prev is None else c_prev
-        h, c, s, g, tc = _fused("math")(pre.detach(), c_prev.detach().contiguous(memory_format=fmt), hidden)
         ctx.hidden = hidden
-        ctx.save_for_backward(s, g, c_prev, tc)
+        zeros = torch.zeros_like(gx[:, :hidden], memory_format=fmt)
+        rec = torch.zeros_like(gx, memory_format=fmt) if rec is None else rec
+        c_prev = zeros if c_prev is None else c_prev
+        rec, gx, c_prev = (t.detach().contiguous(memory_format=fmt) for t in (rec, gx, c_prev))
+        ga = None if ga is None else ga.detach()
+        h, c = _fused("math")(rec, gx, ga, c_prev, hidden)
+        ctx.save_for_backward(rec, gx, ga, c_prev, c)
         return h, c
 
     @staticmethod
     def backward(ctx, dh, dc):
-        s, g, c_prev, tc = ctx.saved_tensors
-        fmt = _layout(s)
-        dh, dc = (torch.zeros_like(tc, memory_format=fmt) if d is None else d for d in (dh, dc))
-        ins = (t.detach().contiguous(memory_format=fmt) for t in (dh, dc, s, g, c_prev, tc))
-        dpre, dc_prev = _fused("grad")(*ins, ctx.hidden)
-        return dpre, (None if ctx.fresh else dc_prev.to(c_prev.dtype)), None
+        rec, gx, ga, c_prev, c = ctx.saved_tensors
+        fmt = _layout(gx)
+        dh, dc = (torch.zeros_like(c, memory_format=fmt) if d is None else d.contiguous(memory_format=fmt)
+                  for d in (dh, dc))
+        dpre, dc_prev, dga = _fused("grad")(dh, dc, rec, gx, ga, c_prev, c, ctx.hidden)
+        drec = dpre if ctx.needs_input_grad[0] else None
+        return drec, dpre, dga, (None if ctx.fresh else dc_prev.to(c_prev.dtype)), None
 
 
 def _layout(x: torch.Tensor) -> torch.memory_format:
