@@ -10,11 +10,14 @@
 #            $PAPER_BATCHES (default 256)
 #   bench    `earlyfusion bench --device cuda --batch-size 32`
 #   compare  a short eager run (6,400 pairs, batch 32) for the graphs' gain in real training
+#   ab       steps (this code, batch 256, profiled) and base, then the paper run at batch 256
+#            with whichever of the two stepped faster
 #   base     the step times of another copy of the code in .base/ (e.g. `git archive` of an
 #            older commit), graph + compiled cell at batch 256: an A/B on the same machine
 # Writes OUT_DIR/summary.txt (everything printed), bench_b32.json, logs.txt (full logs).
 set -u
-DATA=${1:?data root}; OUT=${2:?output folder}; shift 2
+DATA=$(realpath "${1:?data root}"); OUT=${2:?output folder}; shift 2
+CODE=$PWD  # the code a training run imports (part ab may switch it to .base/)
 PARTS=${*:-tests steps paper bench}
 mkdir -p "$OUT"
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 EARLYFUSION_DATA=$DATA
@@ -27,7 +30,7 @@ train() {  # name, timeout, extra --set overrides...
   local name=$1 limit=$2; shift 2
   local t0 t1 rc
   t0=$(date +%s.%N)
-  timeout "$limit" "${EF[@]}" train --run-dir "/tmp/runs/$name" --restart --set train.device=cuda "$@" >> "$LOG" 2>&1
+  (cd "$CODE" && PYTHONPATH=$CODE timeout "$limit" "${EF[@]}" train --run-dir "/tmp/runs/$name" --restart --set train.device=cuda "$@") >> "$LOG" 2>&1
   rc=$?; t1=$(date +%s.%N)
   python3 - "$name" "$rc" "$t0" "$t1" "/tmp/runs/$name/train.json" <<'PY'
 import json, sys
@@ -56,7 +59,7 @@ part_paper() {
   local b
   for b in ${PAPER_BATCHES:-256}; do
     step "paper-scale training run: initial fusion, 87,516 pairs, batch $b, bf16, CUDA graphs, compiled cell"
-    train "paper_b${b}" 115 --set train.batch_size="$b"
+    train "paper_b${b}" "${PAPER_LIMIT:-115}" --set train.batch_size="$b"
   done
 }
 part_bench() {
@@ -74,6 +77,22 @@ part_base() {
   [ -d .base ] || { echo "no .base/"; return; }
   PYTHONPATH=$PWD/.base timeout 60 python3 .base/scripts/gpu_steps.py --batch-sizes 256 --variants graph+fused \
     --profile-top 0 2>&1 | grep -v "USDT\|_warn_once\|UserWarning"
+}
+
+part_ab() {  # steps (this code) and base at batch 256, then the paper run with the faster one
+  local mine theirs
+  step "A/B at batch 256: this code (profiled) vs .base/"
+  timeout 100 python3 scripts/gpu_steps.py --batch-sizes 256 --variants eager+fused graph+fused \
+    2>&1 | grep -v "USDT\|_warn_once\|UserWarning\|pow_by_natural" | tee "$OUT/steps_new.txt"
+  part_base | tee "$OUT/steps_base.txt"
+  mine=$(awk '$3 == "graph+fused" {print $4}' "$OUT/steps_new.txt")
+  theirs=$(awk '$3 == "graph+fused" {print $4}' "$OUT/steps_base.txt")
+  echo "graph+fused ms/step: this code ${mine:-none}, .base ${theirs:-none}"
+  if [ -n "$theirs" ] && { [ -z "$mine" ] || awk "BEGIN {exit !($theirs < $mine)}"; }; then
+    echo "the paper run uses .base/"; CODE=$PWD/.base
+  fi
+  PAPER_BATCHES=256 part_paper
+  CODE=$PWD
 }
 
 step "device"

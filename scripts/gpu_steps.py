@@ -21,6 +21,7 @@ from torch.profiler import ProfilerActivity, profile
 from earlyfusion.bench import PAPER_PAIRS, make_plan, measure_ceiling
 from earlyfusion.graphs import TrainStep
 from earlyfusion.models import build_model
+from earlyfusion.runtime import autocast
 
 VARIANTS = {"eager": (False, False), "eager+fused": (False, True), "graph": (True, False),
             "graph+fused": (True, True)}
@@ -43,6 +44,16 @@ def _time(step, batch, warmup: int = 3, timed: int = 5) -> tuple[float, list[flo
         torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
     return statistics.median(times), losses
+
+
+def _layouts(step, batch, precision: str) -> str:
+    """Whether the first C-LSTM layer's final h and c come out channels-last, as the model's
+    activations should (a layout change would cost a copy or an NCHW kernel at every step)."""
+    with torch.no_grad(), autocast(batch[0].device, precision):
+        state = step.model.run(*batch[:2])[1]
+    h, c = state.clstm[0]
+    return f"h_T, c_T channels-last: {h.is_contiguous(memory_format=torch.channels_last)}, " \
+           f"{c.is_contiguous(memory_format=torch.channels_last)}"
 
 
 def _profile(step, batch, top: int) -> None:
@@ -86,7 +97,8 @@ def main() -> None:
                 sec, losses = _time(step, batch)
                 print(f"B {b:4d} {name:12} {sec * 1e3:8.1f} ms/step {b / sec:8.0f} ex/s  paper run "
                       f"{PAPER_PAIRS * sec / b:6.1f} s  peak {torch.cuda.max_memory_allocated() / 2**30:4.1f} GiB  "
-                      f"losses {' '.join(f'{x:.4f}' for x in losses)}", flush=True)
+                      f"losses {' '.join(f'{x:.4f}' for x in losses)}; {_layouts(step, batch, args.precision)}",
+                      flush=True)
                 if name == args.profile and b == (args.profile_batch or args.batch_sizes[0]) and args.profile_top:
                     _profile(step, batch, args.profile_top)
             except Exception as exc:  # one variant failing must not hide the others

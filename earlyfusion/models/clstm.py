@@ -204,7 +204,7 @@ def _cell_math(rec, gx, ga, c_prev, hidden: int):
 
 def _cell_grad(dh, dc, rec, gx, ga, c_prev, c, hidden: int):
     """The gradients of ``_cell_math``, its gates recomputed from the terms: dL/dpre (the
-    gradient of rec and of gx), dL/dc_prev, and dL/dga (pre's summed over positions)."""
+    gradient of rec and of gx; ga's is its sum over positions) and dL/dc_prev."""
     pre = _pre(rec, gx, ga)
     s = torch.sigmoid(pre[:, : 3 * hidden])
     g = torch.tanh(pre[:, 3 * hidden :])
@@ -212,8 +212,7 @@ def _cell_grad(dh, dc, rec, gx, ga, c_prev, c, hidden: int):
     tc = torch.tanh(c)
     dct = dh * o * (1 - tc * tc) + dc
     dsig = torch.cat([dct * c_prev, dct * g, dh * tc], dim=1) * (s - s * s)
-    dpre = torch.cat([dsig, dct * i * (1 - g * g)], dim=1)
-    return dpre, dct * f, (None if ga is None else dpre.sum((2, 3), keepdim=True))
+    return torch.cat([dsig, dct * i * (1 - g * g)], dim=1), dct * f
 
 
 _compiled: dict[str, object] = {}
@@ -221,33 +220,35 @@ _compiled: dict[str, object] = {}
 
 def _fused(name: str):
     """``_cell_math`` or ``_cell_grad`` compiled once per process (lazily: importing is free).
-    dynamic: one kernel for every batch size (an epoch's last, partial batch compiles nothing)."""
+
+    Static shapes: compiled with dynamic=True a whole training step ran 1.5x slower on an
+    H100 (its profile: layout copies and NCHW pooling at every step, BENCHMARKS.md); an
+    epoch's last, smaller batch costs one recompile per run instead.
+    """
     if name not in _compiled:
-        _compiled[name] = torch.compile({"math": _cell_math, "grad": _cell_grad}[name], dynamic=True)
+        _compiled[name] = torch.compile({"math": _cell_math, "grad": _cell_grad}[name], dynamic=False)
     return _compiled[name]
 
 
 class _FusedCell(torch.autograd.Function):
     """One step of the layer with the gate arithmetic compiled (``FusionNet.fused_cell``): the
-    three pre-activation terms are summed inside the kernel, and the backward recomputes the
-    gates from them (one read of the terms, where storing the gates costs a write and a read)
-    and sums the audio term's gradient over positions in the same kernel. Per step two kernels
-    replace ~25 small ones plus two full-size adds (BENCHMARKS.md, GPU).
+    three pre-activation terms are summed inside the kernel (no full-size adds), and the
+    backward recomputes the gates from them (one read of the terms, where storing the gates
+    costs a write and a read). Per step two kernels replace ~25 small ones (BENCHMARKS.md, GPU).
 
-    rec None (h_0 = 0) and c_prev None (c_0 = 0) become zeros; inputs are detached and brought
-    to one layout: requires_grad, stride or None differences would each compile anew.
+    rec None (h_0 = 0) and c_prev None (c_0 = 0) become zeros. The state-sized tensors are
+    brought to the gates' layout (a stride difference would compile anew); the gate-sized
+    ones are passed as they come (the same layout at every step), never copied.
     """
 
     @staticmethod
     def forward(ctx, rec, gx, ga, c_prev, hidden):
         fmt = _layout(gx)
-        ctx.fresh = c_prev is None
-        ctx.hidden = hidden
-        zeros = torch.zeros_like(gx[:, :hidden], memory_format=fmt)
-        rec = torch.zeros_like(gx, memory_format=fmt) if rec is None else rec
-        c_prev = zeros if c_prev is None else c_prev
-        rec, gx, c_prev = (t.detach().contiguous(memory_format=fmt) for t in (rec, gx, c_prev))
-        ga = None if ga is None else ga.detach()
+        ctx.fresh, ctx.hidden = c_prev is None, hidden
+        rec = torch.zeros_like(gx) if rec is None else rec.detach()
+        c_prev = torch.zeros_like(gx[:, :hidden], memory_format=fmt) if c_prev is None else c_prev
+        c_prev = c_prev.detach().contiguous(memory_format=fmt)
+        gx, ga = gx.detach(), (None if ga is None else ga.detach())
         h, c = _fused("math")(rec, gx, ga, c_prev, hidden)
         ctx.save_for_backward(rec, gx, ga, c_prev, c)
         return h, c
@@ -258,7 +259,10 @@ class _FusedCell(torch.autograd.Function):
         fmt = _layout(gx)
         dh, dc = (torch.zeros_like(c, memory_format=fmt) if d is None else d.contiguous(memory_format=fmt)
                   for d in (dh, dc))
-        dpre, dc_prev, dga = _fused("grad")(dh, dc, rec, gx, ga, c_prev, c, ctx.hidden)
+        dpre, dc_prev = _fused("grad")(dh, dc, rec, gx, ga, c_prev, c, ctx.hidden)
+        # The audio term's gradient outside the kernel: a sum over positions fused into it
+        # ran as a slow strided reduction (18% of a step on an H100).
+        dga = None if ga is None else dpre.sum((2, 3), keepdim=True)
         drec = dpre if ctx.needs_input_grad[0] else None
         return drec, dpre, dga, (None if ctx.fresh else dc_prev.to(c_prev.dtype)), None
 
