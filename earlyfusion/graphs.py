@@ -12,6 +12,7 @@ the learning rate from a device tensor, so a replay sees each step's scheduled r
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Callable
 
 import torch
@@ -126,10 +127,17 @@ class TrainStep:
             return self.loss.detach().clone()  # the graph overwrites self.loss at the next replay
         # Eager. Once a graph exists, zero its gradient buffers rather than dropping them.
         self.opt.zero_grad(set_to_none=self.graph is None)
-        loss = self.loss_fn(*batch)
-        loss.backward()
+        with self._cell():
+            loss = self.loss_fn(*batch)
+            loss.backward()
         self.opt.step()
         return loss.detach()
+
+    def _cell(self) -> contextlib.AbstractContextManager:
+        """An eager step after a capture has another shape: FusionNet's hand-written cell there,
+        rather than a compile of the fused one for that one batch."""
+        hand_written = getattr(self.model, "hand_written_cell", None)
+        return hand_written() if self.graph is not None and hand_written else contextlib.nullcontext()
 
     def _capture(self, batch: Batch) -> None:
         if not all(x.is_cuda for x in batch):

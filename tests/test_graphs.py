@@ -163,3 +163,27 @@ def test_fused_cell_is_for_cuda_only():
     from earlyfusion.runtime import can_compile_for
 
     assert can_compile_for(torch.device("cpu")) is False  # measured no faster on the CPU
+
+
+def test_an_odd_shape_after_a_capture_uses_the_hand_written_cell():
+    """An epoch's last, smaller batch of a graphed run steps eagerly with the hand-written
+    cell (a compile for that one shape cost 13 s of a 97 s run on an H100); the flag is back
+    afterwards, and a step before any capture keeps the model's choice."""
+    model = _model()
+    model.fused_cell = True
+    seen = []
+    loss_fn = classification_loss(model, "fp32")
+
+    def spy(*batch):  # records the cell the step asked for, then runs uncompiled (fast here)
+        seen.append(model.fused_cell)
+        with model.hand_written_cell():
+            return loss_fn(*batch)
+
+    step = TrainStep(model, make_optimizer(model, 1e-3, capturable=False), spy, graphs=False)
+    step(*_batch())
+    step.graph, step.static = object(), _batch(b=4)  # as after a capture at batch 4
+    step(*_batch(b=3))
+    assert seen == [True, False] and model.fused_cell is True
+    with pytest.raises(RuntimeError), model.hand_written_cell():
+        raise RuntimeError
+    assert model.fused_cell is True

@@ -259,3 +259,56 @@ def test_fused_cell_serves_another_batch_size():
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
     for p, g in zip(model.parameters(), grads):
         torch.testing.assert_close(g, p.grad, rtol=1e-4, atol=1e-6)
+
+
+def test_the_layer_sequence_backward_makes_no_whole_sequence_copies(monkeypatch):
+    """A later layer's input convolution runs in chunks of steps; their backward must not
+    zero-fill and accumulate a tensor of the whole sequence per chunk (slice backward); a
+    channels-last model must not stack per-step tensors or gradients into a 5-D tensor (which
+    comes out NCHW whatever its parts' layout)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from earlyfusion.models import clstm
+
+    class Ops(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.seen = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            self.seen.append((str(func), tuple(out.shape) if isinstance(out, torch.Tensor) else ()))
+            return out
+
+    monkeypatch.setattr(clstm, "CHUNK_VALUES", 2 * 16 * 14 * 14 * 2)  # B 2, 4h 16: 2 steps a chunk, 3 chunks
+    for fmt in (torch.contiguous_format, torch.channels_last):
+        model = small_model("initial", 2)
+        model.memory_format = fmt
+        image, spec = inputs(batch=2, steps=6)
+        with Ops() as ops:
+            model(image, spec).sum().backward()
+        names = [name for name, _ in ops.seen]
+        assert names.count("aten.convolution.default") >= 1 + 3  # the image's conv, then 3 chunks
+        assert "aten.slice_backward.default" not in names
+        stacked = [shape for name, shape in ops.seen if name == "aten.stack.default" and len(shape) == 5
+                   and shape[-1] > 1]
+        assert not stacked or fmt == torch.contiguous_format, "a 5-D stack in a channels-last model"
+
+
+@needs_compiler
+def test_fused_cell_writes_the_models_layout():
+    """The compiled cell's outputs and the gradient it hands the recurrent convolution are
+    channels-last in a channels-last model, whatever layout the incoming gradients have."""
+    from earlyfusion.models.clstm import _FusedCell
+
+    cl = torch.channels_last
+    g = torch.Generator().manual_seed(0)
+    rec, gx = (torch.randn(2, 12, 5, 5, generator=g).contiguous(memory_format=cl).requires_grad_() for _ in range(2))
+    c_prev = torch.randn(2, 3, 5, 5, generator=g).contiguous(memory_format=cl)
+    seen = []
+    rec_in = rec * 1  # a non-leaf: its hook sees the gradient as the cell hands it over
+    rec_in.register_hook(lambda grad: seen.append(grad.is_contiguous(memory_format=cl)))
+    h, c = _FusedCell.apply(rec_in, gx, None, c_prev, 3, True)
+    assert h.is_contiguous(memory_format=cl) and c.is_contiguous(memory_format=cl)
+    (h * torch.randn(2, 3, 5, 5, generator=g)).sum().backward()  # an NCHW upstream gradient
+    assert seen == [True]

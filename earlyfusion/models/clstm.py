@@ -78,12 +78,12 @@ class ConvLSTM(nn.Module):
         h, c = state if state is not None else (None, None)
         out, step = [], (self._fused_step if fused else self._step)
         for t in range(steps):
-            h, c = step(h, c, next(gxs), None if gas is None else gas[t], w_h)
+            h, c = step(h, c, next(gxs), None if gas is None else gas[t], w_h, memory_format)
             if keep_all or t == steps - 1:
                 out.append(h)
         return out, (h, c)
 
-    def _step(self, h, c, gx, ga, w_h):
+    def _step(self, h, c, gx, ga, w_h, memory_format):
         """One step, the hand-written cell on pre = conv(h) + gx [+ ga]."""
         if h is None:  # h_0 = 0: the recurrent conv of a fresh start is zero
             pre = gx if ga is None else gx + ga
@@ -96,10 +96,10 @@ class ConvLSTM(nn.Module):
                 pre += ga  # broadcast over every position
         return _Cell.apply(pre, c, self.hidden)
 
-    def _fused_step(self, h, c, gx, ga, w_h):
+    def _fused_step(self, h, c, gx, ga, w_h, memory_format):
         """One step, the compiled cell (the terms are summed inside its kernel)."""
         rec = None if h is None else F.conv2d(h, w_h, padding="same")
-        return _FusedCell.apply(rec, gx, ga, c, self.hidden)
+        return _FusedCell.apply(rec, gx, ga, c, self.hidden, memory_format == torch.channels_last)
 
     def _weights(self, device: torch.device, memory_format: torch.memory_format):
         """W_x, b, W_h, W_a in f, i, o, g order, cast once to the autocast dtype if active,
@@ -126,15 +126,17 @@ class ConvLSTM(nn.Module):
             for _ in range(steps):
                 yield gx
             return
-        bsz, side = x.shape[1], x.shape[3] * x.shape[4]
-        chunk = max(1, CHUNK_VALUES // (bsz * w.shape[0] * side))
-        for start in range(0, steps, chunk):
-            part = x[start : start + chunk]  # (t, B, C, H, W)
-            flat = part.reshape(-1, *x.shape[2:])  # (t*B, C, H, W): a view when time-major
-            gx = F.conv2d(flat, w, b, padding="same")  # (t*B, 4h, H, W)
-            # unbind, not gx[t]: its backward stacks the t gradients once, where t index
-            # backwards would each zero-fill and accumulate a tensor of gx's full size.
-            yield from gx.view(part.shape[0], bsz, *gx.shape[1:]).unbind(0)
+        bsz = x.shape[1]
+        seq = x if x.shape[0] == steps else x[:steps]
+        flat = seq.reshape(-1, *x.shape[2:])  # (T*B, C, H, W): a view of the time-major sequence
+        chunk = max(1, CHUNK_VALUES // (bsz * w.shape[0] * x.shape[3] * x.shape[4]))
+        # split, not slices or unbind: its backward is one cat of the parts' gradients, where
+        # each slice's backward zero-fills and accumulates a tensor of the whole sequence's
+        # size (19 of them per step at batch 256); and on 4-D views, so that every gradient
+        # keeps its 2-D memory format (a 5-D stack of channels-last tensors comes out NCHW).
+        for part in flat.split(chunk * bsz):
+            gx = F.conv2d(part, w, b, padding="same")  # (t*B, 4h, H, W)
+            yield from gx.split(bsz)  # t x (B, 4h, H, W)
 
 
 class _Cell(torch.autograd.Function):
@@ -192,17 +194,22 @@ def _pre(rec, gx, ga):
     return pre if ga is None else pre + ga
 
 
-def _cell_math(rec, gx, ga, c_prev, hidden: int):
-    """Figure 5's step from its terms (channels in f, i, o, g order) -> h_t, c_t."""
+def _cell_math(rec, gx, ga, c_prev, hidden: int, channels_last: bool):
+    """Figure 5's step from its terms (channels in f, i, o, g order) -> h_t, c_t, in the
+    model's layout (written so by the kernel: a layout copy per step otherwise)."""
     pre = _pre(rec, gx, ga)
     s = torch.sigmoid(pre[:, : 3 * hidden])
     g = torch.tanh(pre[:, 3 * hidden :])
     f, i, o = s[:, :hidden], s[:, hidden : 2 * hidden], s[:, 2 * hidden :]
     c = f * c_prev + i * g
-    return o * torch.tanh(c), c
+    return _in(o * torch.tanh(c), channels_last), _in(c, channels_last)
 
 
-def _cell_grad(dh, dc, rec, gx, ga, c_prev, c, hidden: int):
+def _in(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    return x.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+
+
+def _cell_grad(dh, dc, rec, gx, ga, c_prev, c, hidden: int, channels_last: bool):
     """The gradients of ``_cell_math``, its gates recomputed from the terms: dL/dpre (the
     gradient of rec and of gx; ga's is its sum over positions) and dL/dc_prev."""
     pre = _pre(rec, gx, ga)
@@ -212,7 +219,8 @@ def _cell_grad(dh, dc, rec, gx, ga, c_prev, c, hidden: int):
     tc = torch.tanh(c)
     dct = dh * o * (1 - tc * tc) + dc
     dsig = torch.cat([dct * c_prev, dct * g, dh * tc], dim=1) * (s - s * s)
-    return torch.cat([dsig, dct * i * (1 - g * g)], dim=1), dct * f
+    dpre = torch.cat([dsig, dct * i * (1 - g * g)], dim=1)
+    return _in(dpre, channels_last), _in(dct * f, channels_last)
 
 
 _compiled: dict[str, object] = {}
@@ -237,34 +245,35 @@ class _FusedCell(torch.autograd.Function):
     costs a write and a read). Per step two kernels replace ~25 small ones (BENCHMARKS.md, GPU).
 
     rec None (h_0 = 0) and c_prev None (c_0 = 0) become zeros. The state-sized tensors are
-    brought to the gates' layout (a stride difference would compile anew); the gate-sized
-    ones are passed as they come (the same layout at every step), never copied.
+    brought to the model's layout (``channels_last``; a stride difference would compile
+    anew) and the kernels write their outputs in it; the gate-sized inputs are passed as
+    they come (the same layout at every step), never copied.
     """
 
     @staticmethod
-    def forward(ctx, rec, gx, ga, c_prev, hidden):
-        fmt = _layout(gx)
-        ctx.fresh, ctx.hidden = c_prev is None, hidden
+    def forward(ctx, rec, gx, ga, c_prev, hidden, channels_last):
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        ctx.fresh, ctx.hidden, ctx.channels_last = c_prev is None, hidden, channels_last
         rec = torch.zeros_like(gx) if rec is None else rec.detach()
         c_prev = torch.zeros_like(gx[:, :hidden], memory_format=fmt) if c_prev is None else c_prev
         c_prev = c_prev.detach().contiguous(memory_format=fmt)
         gx, ga = gx.detach(), (None if ga is None else ga.detach())
-        h, c = _fused("math")(rec, gx, ga, c_prev, hidden)
+        h, c = _fused("math")(rec, gx, ga, c_prev, hidden, channels_last)
         ctx.save_for_backward(rec, gx, ga, c_prev, c)
         return h, c
 
     @staticmethod
     def backward(ctx, dh, dc):
         rec, gx, ga, c_prev, c = ctx.saved_tensors
-        fmt = _layout(gx)
+        fmt = torch.channels_last if ctx.channels_last else torch.contiguous_format
         dh, dc = (torch.zeros_like(c, memory_format=fmt) if d is None else d.contiguous(memory_format=fmt)
                   for d in (dh, dc))
-        dpre, dc_prev = _fused("grad")(dh, dc, rec, gx, ga, c_prev, c, ctx.hidden)
+        dpre, dc_prev = _fused("grad")(dh, dc, rec, gx, ga, c_prev, c, ctx.hidden, ctx.channels_last)
         # The audio term's gradient outside the kernel: a sum over positions fused into it
         # ran as a slow strided reduction (18% of a step on an H100).
         dga = None if ga is None else dpre.sum((2, 3), keepdim=True)
         drec = dpre if ctx.needs_input_grad[0] else None
-        return drec, dpre, dga, (None if ctx.fresh else dc_prev.to(c_prev.dtype)), None
+        return drec, dpre, dga, (None if ctx.fresh else dc_prev.to(c_prev.dtype)), None, None
 
 
 def _layout(x: torch.Tensor) -> torch.memory_format:
