@@ -134,8 +134,10 @@ def _train_step(model, precision: str, graphs: bool) -> TrainStep:
 
 
 def _infer_step(model, precision: str, device: torch.device):
+    """A forward pass as evaluate.py runs it: no gradients, the hand-written cell (its compiled
+    variants per shape, dtype and grad mode would pass torch.compile's recompile limit)."""
     def step(image, spec, _label):
-        with torch.no_grad(), autocast(device, precision):
+        with torch.no_grad(), autocast(device, precision), model.hand_written_cell():
             model(image, spec)
     return step
 

@@ -49,7 +49,7 @@ def _time(step, batch, warmup: int = 3, timed: int = 5) -> tuple[float, list[flo
 def _layouts(step, batch, precision: str) -> str:
     """Whether the first C-LSTM layer's final h and c come out channels-last, as the model's
     activations should (a layout change would cost a copy or an NCHW kernel at every step)."""
-    with torch.no_grad(), autocast(batch[0].device, precision):
+    with autocast(batch[0].device, precision):  # with gradients: the compiled variant trained
         state = step.model.run(*batch[:2])[1]
     h, c = state.clstm[0]
     return f"h_T, c_T channels-last: {h.is_contiguous(memory_format=torch.channels_last)}, " \
