@@ -76,14 +76,18 @@ class ConvLSTM(nn.Module):
         # One matmul over all B*T frames: (B, T, D) -> (B, T, 4h), then T x (B, 4h, 1, 1).
         gas = None if audio is None else F.linear(audio, w_a)[..., None, None].unbind(1)
         h, c = state if state is not None else (None, None)
-        out, step = [], (self._fused_step if fused else self._step)
+        out, channels_last = [], memory_format == torch.channels_last
         for t in range(steps):
-            h, c = step(h, c, next(gxs), None if gas is None else gas[t], w_h, memory_format)
+            gx, ga = next(gxs), None if gas is None else gas[t]
+            if fused:
+                h, c = self._fused_step(h, c, gx, ga, w_h, channels_last)
+            else:
+                h, c = self._step(h, c, gx, ga, w_h)
             if keep_all or t == steps - 1:
                 out.append(h)
         return out, (h, c)
 
-    def _step(self, h, c, gx, ga, w_h, memory_format):
+    def _step(self, h, c, gx, ga, w_h):
         """One step, the hand-written cell on pre = conv(h) + gx [+ ga]."""
         if h is None:  # h_0 = 0: the recurrent conv of a fresh start is zero
             pre = gx if ga is None else gx + ga
@@ -96,10 +100,10 @@ class ConvLSTM(nn.Module):
                 pre += ga  # broadcast over every position
         return _Cell.apply(pre, c, self.hidden)
 
-    def _fused_step(self, h, c, gx, ga, w_h, memory_format):
+    def _fused_step(self, h, c, gx, ga, w_h, channels_last: bool):
         """One step, the compiled cell (the terms are summed inside its kernel)."""
         rec = None if h is None else F.conv2d(h, w_h, padding="same")
-        return _FusedCell.apply(rec, gx, ga, c, self.hidden, memory_format == torch.channels_last)
+        return _FusedCell.apply(rec, gx, ga, c, self.hidden, channels_last)
 
     def _weights(self, device: torch.device, memory_format: torch.memory_format):
         """W_x, b, W_h, W_a in f, i, o, g order, cast once to the autocast dtype if active,
@@ -202,10 +206,11 @@ def _cell_math(rec, gx, ga, c_prev, hidden: int, channels_last: bool):
     g = torch.tanh(pre[:, 3 * hidden :])
     f, i, o = s[:, :hidden], s[:, hidden : 2 * hidden], s[:, 2 * hidden :]
     c = f * c_prev + i * g
-    return _in(o * torch.tanh(c), channels_last), _in(c, channels_last)
+    return _laid_out(o * torch.tanh(c), channels_last), _laid_out(c, channels_last)
 
 
-def _in(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
+def _laid_out(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    """x in the model's layout; inside a compiled function this fixes the kernel's output strides."""
     return x.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
 
@@ -220,7 +225,7 @@ def _cell_grad(dh, dc, rec, gx, ga, c_prev, c, hidden: int, channels_last: bool)
     dct = dh * o * (1 - tc * tc) + dc
     dsig = torch.cat([dct * c_prev, dct * g, dh * tc], dim=1) * (s - s * s)
     dpre = torch.cat([dsig, dct * i * (1 - g * g)], dim=1)
-    return _in(dpre, channels_last), _in(dct * f, channels_last)
+    return _laid_out(dpre, channels_last), _laid_out(dct * f, channels_last)
 
 
 _compiled: dict[str, object] = {}
@@ -230,8 +235,8 @@ def _fused(name: str):
     """``_cell_math`` or ``_cell_grad`` compiled once per process (lazily: importing is free).
 
     Static shapes: compiled with dynamic=True a whole training step ran 1.5x slower on an
-    H100 (its profile: layout copies and NCHW pooling at every step, BENCHMARKS.md); an
-    epoch's last, smaller batch costs one recompile per run instead.
+    H100 (its profile: NCHW pooling, i.e. outputs no longer channels-last, BENCHMARKS.md). A
+    batch of another shape runs with the hand-written cell instead (FusionNet.hand_written_cell).
     """
     if name not in _compiled:
         _compiled[name] = torch.compile({"math": _cell_math, "grad": _cell_grad}[name], dynamic=False)
