@@ -59,7 +59,7 @@ def _layouts(step, batch, precision: str) -> str:
 def _profile(step, batch, top: int) -> None:
     step(*batch)
     torch.cuda.synchronize()
-    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA], record_shapes=True) as prof:
         step(*batch)
         torch.cuda.synchronize()
     events = [e for e in prof.key_averages() if e.device_type == torch.autograd.DeviceType.CUDA]
@@ -67,6 +67,30 @@ def _profile(step, batch, top: int) -> None:
     print(f"  kernels: {total / 1e3:.1f} ms in {sum(e.count for e in events)} launches")
     for e in sorted(events, key=lambda e: -e.self_device_time_total)[:top]:
         print(f"  {e.self_device_time_total / max(total, 1):6.1%} {e.count:6d}x  {e.key[:100]}")
+    print("  copies, adds, fills and sums by the op that asked for them (device time, calls, shape):")
+    for (name, shape, chain), (us, n) in _attribute(prof.events())[:top]:
+        print(f"  {us / max(total, 1):6.1%} {n:6d}x  {name} {shape} < {chain}")
+
+
+ATTRIBUTED = ("aten::copy_", "aten::add_", "aten::add", "aten::fill_", "aten::sum")
+
+
+def _attribute(events, depth: int = 3) -> list:
+    """[((op, first input's shape, its callers), (device microseconds, calls))], costliest first:
+    which op's copies, adds, fills and sums the kernel table's element-wise rows come from."""
+    cost: dict[tuple, list] = {}
+    for e in events:
+        if e.name not in ATTRIBUTED:
+            continue
+        chain, parent = [], e.cpu_parent
+        while parent is not None and len(chain) < depth:
+            chain.append(parent.name.replace("autograd::engine::evaluate_function: ", ""))
+            parent = parent.cpu_parent
+        key = (e.name, tuple(e.input_shapes[0]) if e.input_shapes else (), " < ".join(chain))
+        entry = cost.setdefault(key, [0.0, 0])
+        entry[0] += e.device_time_total
+        entry[1] += 1
+    return sorted(cost.items(), key=lambda kv: -kv[1][0])
 
 
 def main() -> None:
