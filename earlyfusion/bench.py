@@ -24,7 +24,8 @@ import torch.nn.functional as F
 from earlyfusion.graphs import TrainStep
 from earlyfusion.models import build_model
 from earlyfusion.models.reference import ReferenceNet
-from earlyfusion.runtime import autocast, can_compile_for, configure_backends, preferred_memory_format, resolve_device
+from earlyfusion.runtime import (autocast, can_compile_for, configure_backends, preferred_memory_format, resolve_device,
+                                 set_threads)
 
 LEVELS = ("initial", "second", "fc")
 DTYPES = ("fp32", "bf16")
@@ -239,7 +240,9 @@ def _data_root(source) -> Path | None:
         return None
     if source is not None:
         return Path(source)
-    env = os.environ.get("EARLYFUSION_DATA")
+    from earlyfusion.data.dataset import DATA_ENV
+
+    env = os.environ.get(DATA_ENV)
     for root in ([Path(env)] if env else []) + [SHARED_DATA]:
         if (root / "mnist").is_dir() and (root / "fsdd" / "recordings").is_dir():
             return root
@@ -287,10 +290,7 @@ def run_bench(*, quick: bool = False, hidden: int = 64, batch_size: int | None =
     if graphs and dev.type != "cuda":
         raise ValueError("--graphs needs a CUDA device")
     configure_backends(dev)
-    if threads is not None:
-        if threads < 1:
-            raise ValueError(f"threads must be >= 1, got {threads}")
-        torch.set_num_threads(threads)
+    set_threads(threads)
     plan = make_plan(quick, hidden, batch_size, steps)
     fmt = _memory_format(memory_format, dev)
     load_before = os.getloadavg()

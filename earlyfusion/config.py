@@ -6,6 +6,8 @@ back to a default. The resolved config is saved with every run and checkpoint.
 
 from __future__ import annotations
 
+import contextlib
+
 import copy
 import dataclasses
 import math
@@ -109,14 +111,11 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in typing.get_args(hint):
             return None
-        errors = []
         for arg in typing.get_args(hint):
             if arg is type(None):
                 continue
-            try:
+            with contextlib.suppress(ValueError):
                 return _coerce(name, value, arg)
-            except ValueError as exc:
-                errors.append(str(exc))
         raise ValueError(f"{name}: {value!r} fits none of {hint}")
     if origin is list:
         if not isinstance(value, list):

@@ -75,13 +75,14 @@ def count_correct_audio_sweep(model, data: AudioVisualData, image_idx, audio_idx
     """
     model.eval()
     r = len(audio_snrs)
-    order = torch.argsort(data.audio_lengths[audio_idx].cpu(), descending=True)  # similar starts together
+    order = torch.argsort(data.audio_lengths[audio_idx], descending=True)  # similar starts together
     correct = torch.zeros(r, dtype=torch.long)
     for chunk in order.split(max(1, batch_size // r)):
-        batches = [data.batch(image_idx[chunk], audio_idx[chunk], audio_snr=a, visual_snr=visual_snr,
-                              noise_seed=noise_seed) for a in audio_snrs]
-        image, _, label = batches[0]  # image noise is keyed by example, not by audio SNR
-        specs = torch.stack([spec for _, spec, _ in batches], dim=1)  # (E, R, T, F)
+        image, spec, label = data.batch(image_idx[chunk], audio_idx[chunk], audio_snr=audio_snrs[0],
+                                        visual_snr=visual_snr, noise_seed=noise_seed)
+        # Image noise is keyed by example, not by audio SNR: the images are built once.
+        specs = torch.stack([spec] + [data.spectrogram(audio_idx[chunk], audio_snr=a, noise_seed=noise_seed)
+                                      for a in audio_snrs[1:]], dim=1)  # (E, R, T, F)
         t0 = _shared_prefix(specs)
         with autocast(device, precision):
             state = None

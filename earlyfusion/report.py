@@ -78,7 +78,6 @@ def compare(rows, other: str, tas: float, tvs: float, where=None) -> dict | None
             "ge": sum(diffs[c].mean >= 0 for c in cells),
             "gt": sum(diffs[c].mean > 0 for c in cells),
             "worse": sum(diffs[c].high < 0 for c in cells),
-            "better": sum(diffs[c].low > 0 for c in cells),
             "mean": stats.mean_difference(rows, "initial", other, tas, tvs, where=where)}
 
 

@@ -55,10 +55,11 @@ class Plan:
             self._order = (epoch, torch.randperm(len(self.image_idx), generator=g))
         return self._order[1]
 
-    def batch(self, step: int) -> tuple[int, torch.Tensor, torch.Tensor]:
+    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The image and audio indices of optimizer step ``step``."""
         epoch, b = divmod(step, self.steps_per_epoch)
         take = self.order(epoch)[b * self.batch_size:(b + 1) * self.batch_size]
-        return epoch, self.image_idx[take], self.audio_idx[take]
+        return self.image_idx[take], self.audio_idx[take]
 
 
 def make_plan(data: AudioVisualData, cfg: Config) -> Plan:
@@ -145,7 +146,7 @@ def learning_rate(cfg: Config, step: int, total_steps: int) -> float:
 
 
 def _step(runner, data, cfg, plan, step, device) -> tuple[float, int]:
-    _, img_idx, aud_idx = plan.batch(step)
+    img_idx, aud_idx = plan.batch(step)
     set_lr(runner.opt, learning_rate(cfg, step, plan.total_steps))
     g = generator(device, cfg.train.seed, "noise", step)
     image, spec, label = data.batch(img_idx, aud_idx, audio_snr=cfg.train.audio_snr,
@@ -168,7 +169,7 @@ def _loop(runner, data, cfg, plan, val, step, metrics, device, ckpt_path, progre
         metrics["examples"] += n
         metrics["train_seconds"] += dt
         bar.update(1)
-        bar.set_postfix(loss=f"{loss:.3f}", ex_s=f"{n / dt:.0f}")
+        bar.set_postfix(loss=f"{loss:.3f}", ex_s=f"{n / dt:.0f}", refresh=False)  # drawn at tqdm's own pace
         epoch_done = step % plan.steps_per_epoch == 0
         if epoch_done:
             _close_epoch(model, data, cfg, val, metrics, step // plan.steps_per_epoch, device)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from earlyfusion.models import FusionState, build_model, expand_state
+from earlyfusion.models import FusionState, build_model
 
 LEVELS = [("initial", 2), ("second", 2), ("fc", 2), (2, 3)]
 MODALITIES = ["both", "audio", "visual"]
@@ -45,7 +45,7 @@ def test_branching_a_prefix_equals_the_whole_run(fusion, layers, modality):
             expanded = state.repeat_interleave(r)
             assert expanded.batch_size == 2 * r
             seq, after = model.run(image_rep, spec_rep[:, t0:], state=expanded, return_sequence=True)
-            last, _ = model.run(image_rep, spec_rep[:, t0:], state=expand_state(state, r))
+            last, _ = model.run(image_rep, spec_rep[:, t0:], state=state.repeat_interleave(r))
         assert seq.shape == (2 * r, steps - t0, 10) and after.steps == steps
         assert whole.std() > 1e-3
         torch.testing.assert_close(seq, whole[:, t0:], **TOL)

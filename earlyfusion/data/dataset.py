@@ -24,7 +24,6 @@ from earlyfusion.snr import parse_snr
 from earlyfusion.data.splits import SPLITS, build_manifest, manifest_hash, save_manifest, split_indices
 
 DATA_ENV = "EARLYFUSION_DATA"
-CHUNK = 32  # examples per spectrogram chunk, sorted by length
 
 
 def resolve_root(cfg: DataConfig) -> Path:
@@ -63,8 +62,7 @@ class AudioVisualData:
         if waves.shape[1] <= features.HOP:
             raise ValueError(
                 f"audio_samples must be > {features.HOP} (the STFT's reflect padding), got {waves.shape[1]}")
-        self.waves, self.audio_lengths = waves.to(self.device), lengths.to(self.device)
-        self._lengths_cpu = lengths
+        self.waves, self.audio_lengths = waves.to(self.device), lengths  # lengths: CPU (they steer chunking)
         self.longest_recording = max(len(w) for w in rec.waves)
         self.audio_samples = waves.shape[1]
         self.frames, self.bins = features.n_frames(self.audio_samples), features.BINS
@@ -110,25 +108,34 @@ class AudioVisualData:
         """
         if generator is not None and noise_seed is not None:
             raise ValueError("give either generator (training) or noise_seed (evaluation), not both")
-        img_idx = torch.as_tensor(img_idx, dtype=torch.int64).to(self.device)
-        aud_idx = torch.as_tensor(aud_idx, dtype=torch.int64).to(self.device)
+        # Indices and the label check stay on the CPU: on a GPU, a check of device labels
+        # would wait for the queued training step at every batch.
+        img_idx = torch.as_tensor(img_idx, dtype=torch.int64).cpu()
+        aud_idx = torch.as_tensor(aud_idx, dtype=torch.int64).cpu()
         if img_idx.shape != aud_idx.shape or img_idx.dim() != 1:
             raise ValueError("img_idx and aud_idx must be 1-D of one length, got "
                              f"{tuple(img_idx.shape)} and {tuple(aud_idx.shape)}")
-        label = self.image_labels[img_idx]
-        if not torch.equal(label, self.audio_labels[aud_idx]):
+        img_labels, aud_labels = self._labels_cpu
+        label = img_labels[img_idx]
+        if not torch.equal(label, aud_labels[aud_idx]):
             raise ValueError("image and audio labels differ: a batch holds same-label pairs only")
         image = self._noisy_images(img_idx, visual_snr, generator, noise_seed)
         spec = self._noisy_spectrogram(aud_idx, audio_snr, generator, noise_seed)
-        return image, spec, label
+        return image, spec, label.to(self.device)
+
+    def spectrogram(self, aud_idx: torch.Tensor, *, audio_snr: float, noise_seed: int) -> torch.Tensor:
+        """The spectrograms ``batch`` gives for these recordings with keyed noise (evaluation):
+        one batch at further audio SNRs without rebuilding its images."""
+        return self._noisy_spectrogram(torch.as_tensor(aud_idx, dtype=torch.int64).cpu(), audio_snr, None, noise_seed)
 
     def _noisy_images(self, idx, snr, generator, noise_seed) -> torch.Tensor:
-        image = self.images[idx].to(torch.float32).div_(255.0).reshape(-1, 1, 28, 28)
+        """idx: CPU indices."""
+        image = self.images[idx.to(self.device)].to(torch.float32).div_(255.0).reshape(-1, 1, 28, 28)
         if math.isinf(parse_snr(snr)):
             return image
         if noise_seed is not None:
-            ones = torch.full((len(idx),), 784, dtype=torch.int64)
-            unit = noise.keyed_unit_noise(idx.cpu(), ones, 784, noise_seed, "image").to(self.device)
+            pixels = torch.full((len(idx),), 784, dtype=torch.int64)  # every pixel is "real"
+            unit = noise.keyed_unit_noise(idx, pixels, 784, noise_seed, "image").to(self.device)
         else:
             unit = noise.unit_noise(tuple(image.shape), generator, self.device)
         return noise.add_noise(image, snr, unit, noise.signal_power(image))
@@ -139,26 +146,26 @@ class AudioVisualData:
         Frames wholly inside the front padding are exactly zero whatever the SNR (the
         padding carries no noise, SPEC.md), so each chunk computes only its live frames.
         """
-        lengths = self._lengths_cpu[idx.cpu()]
+        lengths = self.audio_lengths[idx]  # idx: CPU indices
         noisy = not math.isinf(parse_snr(snr))
         out = torch.zeros(len(idx), self.frames, self.bins, device=self.device)
-        for rows in torch.argsort(lengths, descending=True).split(CHUNK):
-            t0 = features.first_live_frame(self.audio_samples, int(lengths[rows].max()))
-            start = features.segment_start(t0)
-            seg, n = self.waves[idx[rows.to(self.device)], start:], lengths[rows]
+        for rows, t0, start in features.live_chunks(lengths, self.audio_samples):
+            dev_rows = rows.to(self.device)
+            seg = self.waves[idx.to(self.device)[dev_rows], start:]
             if noisy:
-                seg = self._add_audio_noise(seg, n, idx[rows.to(self.device)], snr, generator, noise_seed)
-            out[rows.to(self.device), t0:] = features.frames_power(seg, t0)
+                seg = self._add_audio_noise(seg, lengths[rows], idx[rows], snr, generator, noise_seed)
+            out[dev_rows, t0:] = features.frames_power(seg, t0)
         return features.scale_features(out, self.cfg.features, self.cfg.log_floor, self.cfg.feature_gain)
 
     def _add_audio_noise(self, seg, lengths, keys, snr, generator, noise_seed) -> torch.Tensor:
-        """seg (b, S) holds each recording's real samples at its end; noise goes there only."""
+        """seg (b, S) holds each recording's real samples at its end; noise goes there only.
+        lengths and keys: CPU."""
         if noise_seed is not None:
-            unit = noise.keyed_unit_noise(keys.cpu(), lengths, seg.shape[1], noise_seed, "audio").to(self.device)
-        else:
-            unit = noise.unit_noise(tuple(seg.shape), generator, self.device)
-            unit = unit * noise.tail_mask(lengths.to(self.device), seg.shape[1])
-        return noise.add_noise(seg, snr, unit, noise.signal_power(seg, lengths.to(self.device)))
+            unit = noise.keyed_unit_noise(keys, lengths, seg.shape[1], noise_seed, "audio").to(self.device)
+        lengths = lengths.to(self.device)
+        if noise_seed is None:
+            unit = noise.unit_noise(tuple(seg.shape), generator, self.device) * noise.tail_mask(lengths, seg.shape[1])
+        return noise.add_noise(seg, snr, unit, noise.signal_power(seg, lengths))
 
 
 def describe(cfg: DataConfig) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import torch
 N_FFT, HOP = 400, 200
 BINS = N_FFT // 2 + 1  # 201
 FEATURES = ("log", "power")
+CHUNK = 32  # examples per spectrogram chunk, sorted by length
 
 
 def n_frames(samples: int) -> int:
@@ -71,7 +72,16 @@ def frames_power(segment: torch.Tensor, t0: int) -> torch.Tensor:
     return spec.real.square() + spec.imag.square()
 
 
-def power_spectrogram(x: torch.Tensor, lengths: torch.Tensor | None = None, chunk: int = 32) -> torch.Tensor:
+def live_chunks(lengths: torch.Tensor, samples: int, chunk: int = CHUNK):
+    """Yield (rows, t0, start) for a batch's examples in chunks of similar length (CPU
+    ``lengths``, real samples at the end of rows of ``samples``): frames before t0 lie wholly in
+    every row's zero padding, so a chunk computes frames t0.. from samples start.. only."""
+    for rows in torch.argsort(lengths, descending=True).split(chunk):
+        t0 = first_live_frame(samples, int(lengths[rows].max()))
+        yield rows, t0, segment_start(t0)
+
+
+def power_spectrogram(x: torch.Tensor, lengths: torch.Tensor | None = None, chunk: int = CHUNK) -> torch.Tensor:
     """Waveforms (B, L) -> power spectrogram (B, T, 201), T = 1 + L // 200.
 
     With ``lengths`` (real samples at the end of each row, zeros before) examples are taken
@@ -81,11 +91,9 @@ def power_spectrogram(x: torch.Tensor, lengths: torch.Tensor | None = None, chun
         return frames_power(x, 0)
     samples = x.shape[1]
     out = x.new_zeros(len(x), n_frames(samples), BINS)
-    lengths = lengths.cpu()
-    for rows in torch.argsort(lengths, descending=True).split(chunk):
-        t0 = first_live_frame(samples, int(lengths[rows].max()))
+    for rows, t0, start in live_chunks(lengths.cpu(), samples, chunk):
         rows = rows.to(x.device)
-        out[rows, t0:] = frames_power(x[rows, segment_start(t0):], t0)
+        out[rows, t0:] = frames_power(x[rows, start:], t0)
     return out
 
 

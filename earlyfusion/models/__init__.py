@@ -8,7 +8,6 @@ from earlyfusion.models.fusion import (
     FusionState,
     build_model,
     build_model_from_config,
-    expand_state,
     parse_fusion,
 )
 
@@ -21,6 +20,5 @@ __all__ = [
     "FusionState",
     "build_model",
     "build_model_from_config",
-    "expand_state",
     "parse_fusion",
 ]

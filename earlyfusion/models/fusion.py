@@ -52,11 +52,6 @@ class FusionState:
         return FusionState(self.steps, clstm, audio)
 
 
-def expand_state(state: FusionState, r: int) -> FusionState:
-    """``state.repeat_interleave(r)``: branch each example into r continuations."""
-    return state.repeat_interleave(r)
-
-
 class VisualBlock(nn.Module):
     """Unimodal visual layer: conv(hidden, k x k, 'same') + ReLU + 2x2 max pool (A.2)."""
 
