@@ -145,13 +145,50 @@ def learning_rate(cfg: Config, step: int, total_steps: int) -> float:
     return 0.5 * cfg.train.lr * (1 + math.cos(math.pi * step / total_steps))
 
 
-def _step(runner, data, cfg, plan, step, device) -> tuple[float, int]:
+def _step(runner, data, cfg, plan, step, device) -> tuple[torch.Tensor, int]:
     img_idx, aud_idx = plan.batch(step)
     set_lr(runner.opt, learning_rate(cfg, step, plan.total_steps))
     g = generator(device, cfg.train.seed, "noise", step)
     image, spec, label = data.batch(img_idx, aud_idx, audio_snr=cfg.train.audio_snr,
                                     visual_snr=cfg.train.visual_snr, generator=g)
-    return runner(image, spec, label).item(), len(label)
+    return runner(image, spec, label), len(label)
+
+
+# Steps between reads of the loss. Reading it waits for the device; once a step, a GPU idles
+# while Python prepares the next batch (~2% of a batch-256 step on an H100, BENCHMARKS.md).
+SYNC_EVERY = 16
+
+
+class _Window:
+    """The summed loss, examples and time of the steps since the last read of the device."""
+
+    def __init__(self, device: torch.device):
+        self.loss = torch.zeros((), device=device)
+        self.examples, self.steps, self.t0 = 0, 0, None
+
+    def start(self) -> None:
+        """Start the clock at a window's first step (validation and checkpoints are not training time)."""
+        if self.t0 is None:
+            self.t0 = time.perf_counter()
+
+    def add(self, loss: torch.Tensor, n: int) -> None:
+        self.loss.add_(loss, alpha=n)  # queued on the device, no wait
+        self.examples += n
+        self.steps += 1
+
+    def flush(self, metrics: dict[str, Any], bar) -> None:
+        """Wait for the queued steps and add them to ``metrics``; the clock stops until the next step."""
+        if not self.steps:
+            return
+        loss_sum = self.loss.item()
+        dt = time.perf_counter() - self.t0
+        metrics["loss_sum"] += loss_sum
+        metrics["loss_count"] += self.examples
+        metrics["examples"] += self.examples
+        metrics["train_seconds"] += dt
+        bar.set_postfix(loss=f"{loss_sum / self.examples:.3f}", ex_s=f"{self.examples / dt:.0f}", refresh=False)
+        self.loss.zero_()
+        self.examples, self.steps, self.t0 = 0, 0, None
 
 
 def _loop(runner, data, cfg, plan, val, step, metrics, device, ckpt_path, progress):
@@ -159,21 +196,19 @@ def _loop(runner, data, cfg, plan, val, step, metrics, device, ckpt_path, progre
     model.train()
     bar = tqdm(total=plan.total_steps, initial=step, unit="step", disable=not progress,
                desc=f"train {cfg.model.fusion}/{cfg.model.modality}", dynamic_ncols=True)
+    window = _Window(device)
     while step < plan.total_steps:
-        t0 = time.perf_counter()
-        loss, n = _step(runner, data, cfg, plan, step, device)
-        dt = time.perf_counter() - t0
+        window.start()
+        window.add(*_step(runner, data, cfg, plan, step, device))
         step += 1
-        metrics["loss_sum"] += loss * n
-        metrics["loss_count"] += n
-        metrics["examples"] += n
-        metrics["train_seconds"] += dt
         bar.update(1)
-        bar.set_postfix(loss=f"{loss:.3f}", ex_s=f"{n / dt:.0f}", refresh=False)  # drawn at tqdm's own pace
         epoch_done = step % plan.steps_per_epoch == 0
+        save = epoch_done or step % cfg.train.checkpoint_every == 0
+        if save or step % SYNC_EVERY == 0:
+            window.flush(metrics, bar)
         if epoch_done:
             _close_epoch(model, data, cfg, val, metrics, step // plan.steps_per_epoch, device)
-        if epoch_done or step % cfg.train.checkpoint_every == 0:
+        if save:
             save_checkpoint(ckpt_path, _state(model, opt, cfg, data, step, metrics, complete=step == plan.total_steps))
     bar.close()
     return metrics

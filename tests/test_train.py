@@ -110,3 +110,19 @@ def test_learning_rate_schedules():
 def test_unknown_schedule_is_an_error(tmp_path, tiny_data):
     with pytest.raises(ValueError, match="train.schedule"):
         train(tiny_config("train.schedule=linear"), tmp_path, data=tiny_data, progress=False)
+
+
+def test_loss_read_every_few_steps_counts_every_step(tmp_path, tiny_data, monkeypatch):
+    """The loss is read from the device once per SYNC_EVERY steps; no step is lost or counted twice."""
+    import earlyfusion.train as train_module
+
+    cfg = tiny_config("train.epochs=2", "train.checkpoint_every=1000")  # 8 steps an epoch
+    runs = {}
+    for every in (1, 3):
+        monkeypatch.setattr(train_module, "SYNC_EVERY", every)
+        runs[every] = train(cfg, tmp_path / str(every), data=tiny_data, progress=False)
+    assert runs[3]["examples"] == runs[1]["examples"] == 512
+    for a, b in zip(runs[1]["history"], runs[3]["history"], strict=True):
+        assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-5)
+        assert b["val_accuracy"] == a["val_accuracy"]
+    assert runs[3]["train_seconds"] > 0
