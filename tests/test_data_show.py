@@ -9,7 +9,7 @@ import torch
 
 from earlyfusion.config import DataConfig
 from earlyfusion.data import AudioVisualData
-from earlyfusion.data.show import SHOW_SNRS, noise_examples, render_noise_examples
+from earlyfusion.data.show import SHOW_SNRS, feature_label, noise_examples, render_noise_examples
 
 
 def test_render_writes_a_png(data_root, tmp_path):
@@ -29,3 +29,12 @@ def test_examples_get_noisier_and_index_is_checked(data_root):
     assert 0 <= label <= 9 and torch.isfinite(specs).all()
     with pytest.raises(ValueError, match="outside the .* test pairs"):
         noise_examples(data, len(data.pairs("test")), 0)
+
+
+@pytest.mark.parametrize(("features", "floor", "gain", "label"), [
+    ("log", 1.0, 1.0, "log(1 + power)"),
+    ("log", 0.001, 4.0, "4 x log(1 + power / 0.001)"),
+    ("power", 1.0, 2.0, "log(1 + 2 x power)"),
+])
+def test_title_names_the_features_shown(features, floor, gain, label):
+    assert feature_label(DataConfig(features=features, log_floor=floor, feature_gain=gain)) == label

@@ -33,6 +33,15 @@ def noise_examples(data: AudioVisualData, index: int, seed: int, snrs=SHOW_SNRS)
     return torch.stack(images), torch.stack(specs), int(label[0])
 
 
+def feature_label(cfg: DataConfig) -> str:
+    """What the figure's spectrograms show (``noise_examples``), with the config's floor and gain."""
+    gain = "" if cfg.feature_gain == 1 else f"{cfg.feature_gain:g} x "
+    if cfg.features == "power":  # shown through log1p, for contrast
+        return f"log(1 + {gain}power)"
+    floor = "" if cfg.log_floor == 1 else f" / {cfg.log_floor:g}"
+    return f"{gain}log(1 + power{floor})"
+
+
 def _save_atomic(fig, out: Path) -> Path:
     with atomic_path(out) as tmp:
         fig.savefig(tmp, format=out.suffix.lstrip(".") or "png", dpi=120, bbox_inches="tight")
@@ -57,7 +66,7 @@ def render_noise_examples(cfg: DataConfig, out: Path, index: int = 0, seed: int 
     axes[1, 0].set_ylabel("Hz")
     for ax in axes[1, 1:]:
         ax.set_yticks([])
-    fig.suptitle(f"Test pair {index} (digit {label}): white noise at each SNR; spectrogram log(1 + power)")
+    fig.suptitle(f"Test pair {index} (digit {label}): white noise at each SNR; spectrogram {feature_label(cfg)}")
     try:
         for suffix in also:
             _save_atomic(fig, Path(out).with_suffix(suffix))
